@@ -1,0 +1,211 @@
+"""The `medtune` command line: parse, then call one function per verb (imported lazily, so that
+torch is never imported before the environment is set up)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from medtune import __version__
+from medtune.errors import MedtuneError
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reading the data")
+    g.add_argument("--format", help="medmcqa, medqa, pubmedqa, mmlu, medtune, swag or generic "
+                                    "(default: detected from the fields)")
+    g.add_argument("--cop-base", type=int, choices=(0, 1),
+                   help="answer indices count from 0 (MedMCQA on the Hub) or 1 (the original release); "
+                        "needed only when the data cannot tell")
+    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
+                   help="stop at the first bad row (default) or skip bad rows and count them")
+    g.add_argument("--map", nargs="+", metavar="KEY=COLUMN",
+                   help="generic format column mapping, e.g. question=stem options=A,B,C,D answer=label")
+    g.add_argument("--split", dest="data_split",
+                   help="keep only records of this official split (PubMedQA: test or train_dev)")
+
+
+def _load_options(args: argparse.Namespace) -> Any:
+    from medtune.data.sources import LoadOptions
+
+    columns = None
+    if args.map:
+        columns = {}
+        for pair in args.map:
+            key, sep, col = pair.partition("=")
+            if not sep or not key or not col:
+                raise MedtuneError(f"expected KEY=COLUMN, got {pair!r}", field="--map")
+            columns[key.strip()] = col.strip()
+    return LoadOptions(format=args.format, cop_base=args.cop_base, on_bad_row=args.on_bad_row,
+                       columns=columns, split=args.data_split)
+
+
+def _report_skipped(report: Any) -> None:
+    if report.skipped:
+        print(f"medtune: skipped {len(report.skipped)} bad rows (--on-bad-row skip); first: "
+              f"{report.skipped[0]}", file=sys.stderr)
+
+
+# --- verbs -------------------------------------------------------------------------------------
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from medtune.data.sources import load_benchmark
+    from medtune.data.stats import dataset_stats, format_stats
+
+    items, report = load_benchmark(args.sources, _load_options(args))
+    against = None
+    if args.against:
+        against, _ = load_benchmark(args.against, _load_options(args))
+    stats = dataset_stats(items, report, against=against, threshold=args.near_threshold)
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    _report_skipped(report)
+    return 0
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    from medtune.data.sources import load_benchmark
+
+    items, report = load_benchmark(args.sources, _load_options(args))
+    for s in report.sources:
+        print(f"ok: {s.path}: {s.records} records ({s.format}"
+              f"{f', {s.skipped} bad rows skipped' if s.skipped else ''})")
+    _report_skipped(report)
+    return 0
+
+
+def cmd_data_split(args: argparse.Namespace) -> int:
+    from medtune.data.sources import load_benchmark
+    from medtune.data.split import split_and_write
+
+    items, report = load_benchmark(args.sources, _load_options(args))
+    summary = split_and_write(items, report, out=args.out, eval_size=args.eval_size,
+                              eval_fraction=args.eval_fraction, seed=args.seed,
+                              threshold=args.near_threshold)
+    print(summary)
+    _report_skipped(report)
+    return 0
+
+
+def _eval_config(args: argparse.Namespace, **over: Any) -> Any:
+    from medtune.eval.run import EvalConfig
+
+    scorers = [s.strip() for s in ",".join(args.scorer).split(",") if s.strip()]
+    kw = dict(data=args.data, model=args.model, adapter=args.adapter, out=args.out, scorers=scorers,
+              template=args.template, limit=args.limit, batch_size=args.batch_size,
+              max_length=args.max_length, seed=args.seed, device=args.device, dtype=args.dtype,
+              trust_remote_code=args.trust_remote_code, load_options=_load_options(args))
+    kw.update(over)
+    return EvalConfig(**kw)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.compare:
+        from medtune.eval.compare import compare_runs, format_compare
+
+        result = compare_runs(args.compare[0], args.compare[1], out=args.out)
+        print(format_compare(result))
+        return 0
+    if not args.data:
+        raise MedtuneError("name the questions to score with --data (a file, folder, built-in name such "
+                           "as medmcqa-dev, or hf:DATASET:SPLIT)", field="--data")
+    import datetime as dt
+
+    from medtune.eval.run import format_table, load_items, evaluate_items
+
+    if args.out is None:
+        args.out = f"runs/eval-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    cfg = _eval_config(args)
+    items, report = load_items(cfg)
+    _report_skipped(report)
+    metrics = evaluate_items(cfg, items, report)
+    src = ", ".join(s.path for s in report.sources)
+    print(format_table(metrics, f"medtune eval: {metrics['manifest']['model']['name']} on {src}"))
+    print(f"wrote {cfg.out}/metrics.json and {cfg.out}/predictions.jsonl")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from medtune.demo import run_demo
+
+    return run_demo(args)
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medtune", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"medtune {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    data = verbs.add_parser("data", help="inspect, check and split benchmark files")
+    dverbs = data.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
+    p = dverbs.add_parser("stats", help="counts per split, subject and answer letter; duplicates")
+    p.add_argument("sources", nargs="+", help="files, folders, built-in names (medmcqa-dev) or hf:ID:SPLIT")
+    p.add_argument("--against", nargs="+", help="also count questions duplicated in these (e.g. a train set)")
+    p.add_argument("--near-threshold", type=float, default=0.8,
+                   help="word-trigram Jaccard similarity from which two questions are near-duplicates")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_data_stats)
+    p = dverbs.add_parser("validate", help="check every row; exit 0 when clean, 2 on a bad row")
+    p.add_argument("sources", nargs="+")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_data_validate)
+    p = dverbs.add_parser("split", help="a stable hash train/eval split, near-duplicates kept on one side")
+    p.add_argument("sources", nargs="+")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--eval-size", type=int, help="number of questions held out for evaluation")
+    size.add_argument("--eval-fraction", type=float, help="fraction held out (stable as data grows)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--near-threshold", type=float, default=0.8)
+    p.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl and split.json")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_data_split)
+
+    p = verbs.add_parser("eval", help="score a model on a benchmark; or compare two eval folders")
+    p.add_argument("--model", help="embedded name (smollm2-135m-instruct, the default), folder or Hub id")
+    p.add_argument("--adapter", help="a PEFT adapter folder or Hub id")
+    p.add_argument("--data", nargs="+", help="files, folders, built-in names (medmcqa-dev) or hf:ID:SPLIT")
+    p.add_argument("--out", help="results folder (default runs/eval-TIMESTAMP)")
+    p.add_argument("--scorer", nargs="+", default=["letter"],
+                   help="letter (default), cloze, or both: --scorer letter cloze")
+    p.add_argument("--template", default="auto", help="auto (chat if the tokenizer has one), chat, plain, "
+                                                      "hackathon")
+    p.add_argument("--limit", type=int, help="score only the first N questions")
+    p.add_argument("--batch-size", type=int, help="questions per forward pass (default 8 on CPU, 64 on GPU)")
+    p.add_argument("--max-length", type=int, help="cut contexts from the left beyond this many tokens")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code")
+    p.add_argument("--compare", nargs=2, metavar=("BASE_DIR", "NEW_DIR"),
+                   help="print two eval folders side by side with a paired McNemar test")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = verbs.add_parser("demo", help="the main job on the embedded model and the shipped MedMCQA data")
+    p.add_argument("--out", default="runs/demo", help="results folder")
+    p.add_argument("--limit", type=int, default=None, help="questions to score (default: the 500 held out)")
+    p.add_argument("--scorer", nargs="+", default=["letter", "cloze"])
+    p.add_argument("--batch-size", type=int)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 2, never a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except MedtuneError as err:
+        print(str(err) if err.path else f"medtune: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("medtune: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141

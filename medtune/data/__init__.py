@@ -1,0 +1,6 @@
+"""Benchmark data: one record type, loaders, validation, splits and prompts."""
+
+from medtune.data.schema import LETTERS, MCQItem
+from medtune.data.sources import LoadOptions, LoadReport, load_benchmark
+
+__all__ = ["LETTERS", "MCQItem", "LoadOptions", "LoadReport", "load_benchmark"]

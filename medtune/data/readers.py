@@ -1,0 +1,173 @@
+"""Raw rows from JSONL, JSON, CSV, Parquet and Hugging Face datasets, each with its line number.
+
+A reader yields `Row(line, data, error)`: `data` is a dict (or a list for header-less CSV), or
+`error` is a `RowError` for a row that could not even be parsed. Nothing here knows benchmarks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from medtune.errors import MedtuneError
+
+
+@dataclass
+class RowError(Exception):
+    """A problem with one row: the field it concerns and what is wrong."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass
+class Row:
+    line: int
+    data: Any = None
+    error: RowError | None = None
+
+
+def _bad_bytes(raw: bytes, err: UnicodeDecodeError) -> RowError:
+    return RowError("encoding", f"invalid UTF-8 byte 0x{raw[err.start]:02x} at column {err.start + 1}")
+
+
+def read_jsonl(path: Path) -> Iterator[Row]:
+    """One JSON object per line; blank lines, bad bytes and bad JSON are row errors."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file's final newline
+    for no, raw in enumerate(lines, start=1):
+        raw = raw.rstrip(b"\r")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            yield Row(no, error=_bad_bytes(raw, err))
+            continue
+        if no == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        if not text.strip():
+            yield Row(no, error=RowError("line", "blank line (a JSONL file has one JSON object per line)"))
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            yield Row(no, error=RowError("json", f"invalid JSON: {err.msg} at column {err.colno}"))
+            continue
+        if not isinstance(obj, dict):
+            yield Row(no, error=RowError("json", f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        yield Row(no, obj)
+
+
+def read_json(path: Path) -> Iterator[Row]:
+    """A JSON array of objects, a {"data": [...]} wrapper, or a {key: object} mapping (PubMedQA's
+    original `ori_pqal.json`); the "line" is the record's position, counted from 1."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise MedtuneError(f"invalid UTF-8 byte 0x{raw[err.start]:02x}", path=str(path), line=line,
+                           field="encoding") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise MedtuneError(f"invalid JSON: {err.msg} at column {err.colno}", path=str(path),
+                           line=err.lineno, field="json") from None
+    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        obj = [{"pubid": k, **v} for k, v in obj.items()]
+    if not isinstance(obj, list):
+        raise MedtuneError("expected a JSON array of records", path=str(path), line=1, field="json")
+    for no, rec in enumerate(obj, start=1):
+        if isinstance(rec, dict):
+            yield Row(no, rec)
+        else:
+            yield Row(no, error=RowError("json", f"expected a JSON object, got {type(rec).__name__}"))
+
+
+def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
+    """CSV rows (quoted newlines allowed). With a header row, rows are dicts; without, lists.
+
+    `header=None` guesses: MMLU-style files (last cell a single answer letter) have none.
+    """
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    columns: list[str] | None = None
+    start = 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1
+        bad = next((c for c in cells if any("\udc80" <= ch <= "\udcff" for ch in c)), None)
+        if bad is not None:
+            pos = next(i for i, ch in enumerate(bad) if "\udc80" <= ch <= "\udcff")
+            yield Row(line, error=RowError("encoding", f"invalid UTF-8 byte 0x{ord(bad[pos]) - 0xdc00:02x}"))
+            continue
+        if not cells or not any(c.strip() for c in cells):
+            yield Row(line, error=RowError("line", "blank line"))
+            continue
+        if columns is None and header is None:
+            header = not _looks_like_mmlu_row(cells)
+        if header and columns is None:
+            columns = [c.strip() for c in cells]
+            continue
+        if columns is not None:
+            if len(cells) != len(columns):
+                yield Row(line, error=RowError(
+                    "columns", f"expected {len(columns)} cells as in the header, got {len(cells)}"))
+                continue
+            yield Row(line, dict(zip(columns, cells)))
+        else:
+            yield Row(line, cells)
+
+
+def _looks_like_mmlu_row(cells: list[str]) -> bool:
+    return len(cells) >= 4 and len(cells[-1].strip()) == 1 and cells[-1].strip().upper() in "ABCDEFGHIJ"
+
+
+def read_parquet(path: Path) -> Iterator[Row]:
+    """Parquet rows as dicts; the "line" is the row number, counted from 1."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise MedtuneError(f"cannot read Parquet: {err}", path=str(path)) from None
+    for no, rec in enumerate(table.to_pylist(), start=1):
+        yield Row(no, rec)
+
+
+def read_hf(spec: str) -> Iterator[Row]:
+    """Rows of a Hugging Face dataset, `hf:ID[:CONFIG]:SPLIT` (ID may also be a local folder)."""
+    parts = spec[3:].split(":")
+    if len(parts) == 1:
+        name, config, split = parts[0], None, None
+    elif len(parts) == 2:
+        name, config, split = parts[0], None, parts[1]
+    elif len(parts) == 3:
+        name, config, split = parts
+    else:
+        raise MedtuneError("expected hf:DATASET[:CONFIG]:SPLIT, e.g. hf:openlifescienceai/medmcqa:validation",
+                           path=spec)
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, config, split=split or "train")
+    except Exception as err:
+        msg = " ".join(str(err).split())
+        raise MedtuneError(f"cannot load the dataset: {type(err).__name__}: {msg[:300]}", path=spec) from None
+    for no, rec in enumerate(ds, start=1):
+        yield Row(no, dict(rec))
+
+
+READERS = {".jsonl": read_jsonl, ".json": read_json, ".csv": read_csv, ".parquet": read_parquet}

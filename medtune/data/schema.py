@@ -1,0 +1,45 @@
+"""MCQItem: the one record type every loader produces and every scorer consumes."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+LETTERS = "ABCDEFGHIJ"
+MIN_OPTIONS, MAX_OPTIONS = 2, 10
+
+
+@dataclass(frozen=True)
+class MCQItem:
+    """One multiple-choice question with its gold answer."""
+
+    id: str
+    question: str
+    options: tuple[str, ...]
+    answer_index: int
+    subject: str | None = None
+    topic: str | None = None
+    explanation: str | None = None
+    context: str | None = None
+    source: str | None = None
+    split: str | None = None  # the split the source itself assigns (PubMedQA's official test), if any
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def answer_letter(self) -> str:
+        """The gold answer as a letter (A, B, ...)."""
+        return LETTERS[self.answer_index]
+
+    @property
+    def answer_text(self) -> str:
+        """The gold option's text."""
+        return self.options[self.answer_index]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict in medtune's own record format (the `medtune` format)."""
+        d = dataclasses.asdict(self)
+        d["options"] = list(self.options)
+        if not d["meta"]:
+            del d["meta"]
+        return d

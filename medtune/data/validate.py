@@ -1,0 +1,71 @@
+"""Checks that turn a `Draft` into an `MCQItem`, or say exactly which field is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medtune.data.formats import Draft, content_id
+from medtune.data.readers import RowError
+from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
+
+
+def _text(value: Any, fld: str, what: str) -> str:
+    if value is None:
+        raise RowError(fld, f"empty {what}")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RowError(fld, f"expected text for the {what}, got {type(value).__name__}")
+    text = str(value).strip()
+    if not text:
+        raise RowError(fld, f"empty {what}")
+    return text
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def resolve_base(draft: Draft, base: int) -> None:
+    """Turn a raw answer index into a 0-based one under `base`, or raise a RowError."""
+    n = len(draft.options)
+    idx = draft.raw_index - base
+    if not 0 <= idx < n:
+        raise RowError(draft.answer_field, f"answer {draft.raw_index} out of range {base}-{n - 1 + base} "
+                                           f"({base}-based, {n} options)")
+    draft.answer = idx
+
+
+def check_draft(draft: Draft, source: str, id_prefix: str) -> MCQItem:
+    """Validate one draft and build its record."""
+    question = _text(draft.question, _question_field(draft), "question")
+    n = len(draft.options)
+    if not MIN_OPTIONS <= n <= MAX_OPTIONS:
+        raise RowError(draft.option_fields[0] if draft.option_fields else "options",
+                       f"{n} options; a question needs {MIN_OPTIONS} to {MAX_OPTIONS}")
+    options = tuple(_text(o, f, "option") for o, f in zip(draft.options, draft.option_fields))
+    if draft.answer is None or not 0 <= draft.answer < n:
+        shown = draft.answer if draft.answer is not None else draft.raw_index
+        raise RowError(draft.answer_field, f"answer index {shown} out of range 0-{n - 1} ({n} options, "
+                                           f"letters A-{LETTERS[n - 1]})")
+    item_id = draft.id.strip() if isinstance(draft.id, str) else None
+    if draft.id is not None and not item_id:
+        raise RowError("id", "empty id")
+    return MCQItem(
+        id=item_id or content_id(id_prefix, question, list(options)),
+        question=question, options=options, answer_index=draft.answer,
+        subject=_optional_text(draft.subject), topic=_optional_text(draft.topic),
+        explanation=_optional_text(draft.explanation), context=_optional_text(draft.context),
+        source=source, split=_optional_text(draft.split), meta=draft.meta,
+    )
+
+
+def _question_field(draft: Draft) -> str:
+    if draft.option_fields and draft.option_fields[0].startswith("column"):
+        return "column 1"
+    if draft.answer_field == "final_decision":
+        return "QUESTION"
+    if draft.answer_field == "label":
+        return "sent1"
+    return "question"

@@ -1,0 +1,1 @@
+"""Evaluation: scorers, metrics, the eval command and comparisons."""

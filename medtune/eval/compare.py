@@ -1,0 +1,87 @@
+"""`medtune eval --compare A B`: two eval folders side by side, paired on the same questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from medtune.errors import MedtuneError
+from medtune.eval.metrics import mcnemar, wilson_ci
+
+
+def _read_run(folder: str) -> tuple[dict, dict[str, dict]]:
+    path = Path(folder)
+    mpath, ppath = path / "metrics.json", path / "predictions.jsonl"
+    for p in (mpath, ppath):
+        if not p.is_file():
+            raise MedtuneError("missing: not a medtune eval folder", path=str(p))
+    try:
+        metrics = json.loads(mpath.read_text("utf-8"))
+    except ValueError as err:
+        raise MedtuneError(f"invalid JSON: {err}", path=str(mpath), field="json") from None
+    preds = {}
+    for no, line in enumerate(ppath.read_text("utf-8").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise MedtuneError(f"invalid JSON: {err}", path=str(ppath), line=no, field="json") from None
+        preds[row["id"]] = row
+    return metrics, preds
+
+
+def correctness(row: dict, result: str) -> bool | None:
+    """Whether one prediction row got `result` (a scorer's result name) right; None if absent."""
+    if row.get("scorer") == result:
+        return row["predicted"] == row["gold"]
+    other = (row.get("other_scorers") or {}).get(result)
+    return None if other is None else other["predicted"] == row["gold"]
+
+
+def compare_runs(base: str, new: str, out: str | None = None) -> dict:
+    """Accuracies, differences and McNemar p-values on the questions both runs scored."""
+    mb, pb = _read_run(base)
+    mn, pn = _read_run(new)
+    common = [i for i in pb if i in pn]
+    if not common:
+        raise MedtuneError(f"the two runs share no question ids ({base} vs {new})", field="--compare")
+    rows = []
+    for result in mb["results"]:
+        if result not in mn["results"]:
+            continue
+        a = [correctness(pb[i], result) for i in common]
+        b = [correctness(pn[i], result) for i in common]
+        n = len(common)
+        ka, kb = sum(map(bool, a)), sum(map(bool, b))
+        rows.append({"result": result, "n": n,
+                     "base": {"accuracy": ka / n, "ci95": list(wilson_ci(ka, n))},
+                     "new": {"accuracy": kb / n, "ci95": list(wilson_ci(kb, n))},
+                     "difference": (kb - ka) / n, "mcnemar": mcnemar(a, b)})
+    result = {"base": base, "new": new, "common_questions": len(common),
+              "only_in_base": len(pb) - len(common), "only_in_new": len(pn) - len(common),
+              "baselines": mn.get("baselines"), "rows": rows}
+    if out:
+        from medtune.io import atomic_write_json
+
+        atomic_write_json(Path(out) / "compare.json", result)
+    return result
+
+
+def format_compare(result: dict) -> str:
+    """The side-by-side table."""
+    lines = [f"base: {result['base']}", f"new:  {result['new']}",
+             f"paired on {result['common_questions']} common questions"
+             + (f" ({result['only_in_base']} only in base, {result['only_in_new']} only in new)"
+                if result["only_in_base"] or result["only_in_new"] else ""),
+             f"{'scorer':<12}{'base':>7}  {'95% CI':<16}{'new':>7}  {'95% CI':<16}{'diff':>7}"
+             f"{'base only':>10}{'new only':>9}{'McNemar p':>11}"]
+    for r in result["rows"]:
+        b, n, m = r["base"], r["new"], r["mcnemar"]
+        lines.append(f"{r['result']:<12}{b['accuracy']:>7.3f}  [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}]  "
+                     f"{n['accuracy']:>7.3f}  [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]  {r['difference']:>+7.3f}"
+                     f"{m['a_only']:>10}{m['b_only']:>9}{m['p_value']:>11.4f}")
+    bl = result.get("baselines")
+    if bl:
+        mf = bl["most_frequent_letter"]
+        lines.append(f"baselines on these questions: chance {bl['chance']:.3f} · always {mf['letter']!r} "
+                     f"{mf['accuracy']:.3f}")
+    return "\n".join(lines)

