@@ -126,6 +126,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from medtune.config import describe, load_recipe
+
+    if args.help_recipe:
+        print("\n".join(describe()))
+        return 0
+    recipe = load_recipe(args.recipe, args.overrides)
+    for key, value in recipe.env.items():  # before torch is imported (it is not yet)
+        os.environ[str(key)] = str(value)
+    from medtune.train.run import run_train
+
+    summary = run_train(recipe, resume=args.resume)
+    print(f"wrote {summary['output']} · run folder {recipe.output_dir} · {summary['total_seconds']:.0f} s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from medtune.export import export_run
+
+    folder = export_run(args.run, out=args.out, merge=args.merge)
+    print(f"wrote {folder}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from medtune.demo import run_demo
 
@@ -184,6 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print two eval folders side by side with a paired McNemar test")
     _add_data_options(p)
     p.set_defaults(func=cmd_eval)
+
+    p = verbs.add_parser("train", help="fine-tune from a recipe: medtune train RECIPE.yaml [key=value ...]")
+    p.add_argument("recipe", nargs="?", help="a YAML recipe (see configs/); omitted: the defaults")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.lr=1e-4")
+    p.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last "
+                                                         "complete checkpoint")
+    p.add_argument("--help-recipe", action="store_true", help="list every recipe key with its default and help")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("export", help="write a run's model: the adapter merged into the base weights")
+    p.add_argument("run", help="a run folder written by medtune train")
+    p.add_argument("--merge", action="store_true", required=True, help="merge the adapter into the weights")
+    p.add_argument("--out", required=True, help="folder for the merged safetensors model")
+    p.set_defaults(func=cmd_export)
 
     p = verbs.add_parser("demo", help="the main job on the embedded model and the shipped MedMCQA data")
     p.add_argument("--out", default="runs/demo", help="results folder")

@@ -115,16 +115,21 @@ def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False) -> Any:
     return tok
 
 
-def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None,
-                   trust_remote_code: bool = False) -> Any:
+def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False,
+                   quantization_config: Any = None, attn_implementation: str | None = None) -> Any:
     """The causal LM on the backend's device and dtype, with a PEFT adapter attached if given."""
     from transformers import AutoModelForCausalLM
 
-    model = _hub_call(ref, AutoModelForCausalLM.from_pretrained, ref.path, dtype=backend.torch_dtype(),
-                      trust_remote_code=trust_remote_code)
+    kwargs: dict[str, Any] = {"dtype": backend.torch_dtype(), "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if quantization_config is not None:
+        kwargs.update(quantization_config=quantization_config, device_map={"": backend.device})
+    model = _hub_call(ref, AutoModelForCausalLM.from_pretrained, ref.path, **kwargs)
     if adapter:
         model = attach_adapter(model, adapter)
-    model.to(backend.device)
+    if quantization_config is None:
+        model.to(backend.device)
     model.eval()
     return model
 

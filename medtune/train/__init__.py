@@ -1,0 +1,1 @@
+"""Fine-tuning: one recipe, one entry point; methods differ only in how they adapt the model."""

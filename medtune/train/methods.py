@@ -1,0 +1,79 @@
+"""How each method adapts a loaded model: the only place methods differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medtune.errors import MedtuneError
+
+BNB_ROCM = ("bitsandbytes with a ROCm backend is built from the ROCm fork (github.com/ROCm/bitsandbytes, "
+            "branch rocm_enabled) or installed from AMD's wheels; see docs/rocm.md")
+
+
+def precision_for(backend: Any, requested: str) -> str:
+    """fp32, bf16 or fp16 for training on this backend ('auto': bf16 where supported)."""
+    if requested == "auto":
+        if backend.kind in ("cuda", "rocm"):
+            return "bf16" if backend.dtype == "bfloat16" else "fp16"
+        return "fp32"
+    if requested == "fp16" and backend.kind == "cpu":
+        raise MedtuneError("fp16 training needs a GPU; on the CPU use fp32 (or bf16)", field="train.precision")
+    return requested
+
+
+def load_dtype(method: str, precision: str) -> str:
+    """The dtype to load base weights in: half for adapter methods, fp32 masters for full training."""
+    if method in ("lora", "dora") and precision in ("bf16", "fp16"):
+        return {"bf16": "bfloat16", "fp16": "float16"}[precision]
+    return "float32"
+
+
+def check_qlora(backend: Any) -> None:
+    """bitsandbytes must be importable and have a kernel for this device, else a clear error."""
+    if backend.kind not in ("cuda", "rocm"):
+        raise MedtuneError("qlora needs a CUDA or ROCm GPU with bitsandbytes; on this machine "
+                           f"({backend.kind}) use method=lora", field="method")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        extra = f" On ROCm, {BNB_ROCM}." if backend.kind == "rocm" else ""
+        raise MedtuneError("qlora needs bitsandbytes: pip install bitsandbytes." + extra, field="method") from None
+
+
+def quantization_config(method: str) -> Any:
+    """4-bit NF4 quantization for qlora; None otherwise."""
+    if method != "qlora":
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def adapt(model: Any, recipe: Any) -> Any:
+    """Wrap the model for the recipe's method; returns the model to train."""
+    method = recipe.method
+    if method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=recipe.model.gradient_checkpointing)
+    lc = recipe.lora
+    config = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
+                        use_dora=method == "dora", task_type="CAUSAL_LM", bias="none")
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        raise MedtuneError(f"{' '.join(str(err).split())[:300]}", field="lora.target_modules") from None
+
+
+def trainable_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

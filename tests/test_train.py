@@ -1,0 +1,245 @@
+"""Fine-tuning on a tiny random Llama (real architecture, 2 layers): outputs, PEFT loading, merge,
+kill -9 and resume, the NaN guard, packing, loss masking."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, run_cli
+from medtune.config import load_recipe
+
+
+def _recipe_file(tmp_path: Path, model_dir: Path, data: Path, out: Path, **train) -> Path:
+    recipe = {
+        "method": "lora", "output_dir": str(out),
+        "model": {"name": str(model_dir)},
+        "data": {"train": [str(data)], "eval_size": 8},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.1},
+        "train": {"max_steps": 6, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "lr": 1e-3, **train},
+    }
+    path = tmp_path / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, tiny_model_dir, sample_jsonl):
+    tmp = tmp_path_factory.mktemp("train")
+    out = tmp / "run"
+    proc = run_cli("train", str(_recipe_file(tmp, tiny_model_dir, sample_jsonl, out)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_run_folder_contents(lora_run):
+    out, proc = lora_run
+    for rel in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer.json",
+                "recipe.yaml", "manifest.json", "metrics.json", "compare.json", "curves.png",
+                "baseline/metrics.json", "final/metrics.json", "final/predictions.jsonl"):
+        assert (out / rel).is_file(), rel
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert all((c / "medtune-complete.json").is_file() for c in (out / "checkpoints").glob("checkpoint-*"))
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["steps"] == 6 and summary["eval_questions"] == 8 and summary["train_questions"] == 32
+    assert summary["compare"]["rows"][0]["mcnemar"]["test"].startswith("exact")
+    assert "McNemar p" in proc.stdout and "before training:" in proc.stdout
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["train"]["max_steps"] == 6
+
+
+def _recorded(out: Path) -> tuple[list, list[dict]]:
+    """The run's eval questions (re-derived from its recipe) and its final predictions."""
+    from medtune.data import load_benchmark
+    from medtune.data.split import split_items
+
+    recipe = yaml.safe_load((out / "recipe.yaml").read_text())
+    items, _ = load_benchmark(recipe["data"]["train"])
+    _, evals, _ = split_items(items, eval_size=recipe["data"]["eval_size"], seed=recipe["data"]["split_seed"])
+    rows = [json.loads(x) for x in (out / "final" / "predictions.jsonl").read_text().splitlines()]
+    assert [e.id for e in evals] == [r["id"] for r in rows]
+    return evals, rows
+
+
+def _assert_scores_match(model, tokenizer, evals, rows, tol):
+    from medtune.eval.run import score_items
+    from medtune.eval.scoring import softmax
+
+    scores, _ = score_items(model.eval(), tokenizer, evals, "letter", "chat", batch_size=4, device="cpu")
+    for s, r in zip(scores["letter"], rows):
+        assert softmax(s) == pytest.approx(r["probabilities"], abs=tol)
+
+
+def test_adapter_loads_with_plain_peft_and_scores_as_recorded(lora_run, tiny_model_dir, tiny_tokenizer):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out, _ = lora_run
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(out / "adapter"))
+    _assert_scores_match(model, tiny_tokenizer, *_recorded(out), tol=1e-5)
+
+
+def test_export_merge_scores_the_same(lora_run, tmp_path, tiny_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    out, _ = lora_run
+    merged = tmp_path / "merged"
+    proc = run_cli("export", str(out), "--merge", "--out", str(merged))
+    assert proc.returncode == 0, proc.stderr
+    assert (merged / "model.safetensors").is_file() and not (merged / "adapter_config.json").exists()
+    model = AutoModelForCausalLM.from_pretrained(merged)  # plain transformers, no PEFT
+    _assert_scores_match(model, tiny_tokenizer, *_recorded(out), tol=1e-4)
+
+
+def _adapter_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_kill_9_then_resume_gives_the_same_adapter(tmp_path, tiny_model_dir, sample_jsonl):
+    steps = dict(max_steps=24, save_steps=4, batch_size=2, grad_accum=2)
+    ref_out, cut_out = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    proc = run_cli("train", str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, ref_out, **steps)),
+                   "baseline_eval=false")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    recipe = _recipe_file(tmp_path, tiny_model_dir, sample_jsonl, cut_out, **steps)
+    child = subprocess.Popen([sys.executable, "-m", "medtune", "train", str(recipe), "baseline_eval=false"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    marker = cut_out / "checkpoints" / "checkpoint-8" / "medtune-complete.json"
+    deadline = time.time() + 300
+    while not marker.exists() and child.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not (cut_out / "adapter").exists()  # it died before finishing
+    done = sorted(int(p.name.split("-")[1]) for p in (cut_out / "checkpoints").glob("checkpoint-*"))
+    assert 8 <= max(done) < 24
+
+    proc = run_cli("train", str(recipe), "baseline_eval=false", "--resume")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "resuming from" in proc.stdout
+    a, b = _adapter_tensors(ref_out / "adapter"), _adapter_tensors(cut_out / "adapter")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert json.loads((cut_out / "metrics.json").read_text())["steps"] == 24
+
+
+def test_resume_refuses_another_recipe(lora_run):
+    out, _ = lora_run
+    proc = run_cli("train", str(out / "recipe.yaml"), "train.lr=0.5", "--resume")
+    assert proc.returncode == 2
+    assert "was made with another recipe (differs in: train)" in proc.stderr
+
+
+def test_nan_guard_stops_and_keeps_the_last_checkpoint(tmp_path, tiny_model_dir, sample_jsonl, monkeypatch,
+                                                        capsys):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from medtune.train import trainer as T
+    from medtune.train.run import run_train
+
+    original = T.MedtuneTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        if self.state.global_step == 3:  # the 4th optimizer step
+            return loss * float("inf") if not isinstance(loss, tuple) else loss
+        return loss
+
+    monkeypatch.setattr(T.MedtuneTrainer, "compute_loss", poisoned)
+    out = tmp_path / "nan"
+    recipe = load_recipe(str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, out, max_steps=8)),
+                         ["baseline_eval=false"])
+    with pytest.raises(T.NonFiniteLoss) as info:
+        run_train(recipe)
+    ckpt = out / "checkpoints" / "checkpoint-2"
+    assert str(info.value) == (f"step 4: the loss is inf; training stopped before this step was applied and the "
+                               f"last complete checkpoint, {ckpt}, is intact (continue with --resume after fixing "
+                               f"the cause). Lower train.lr, or check the data for extreme lengths.")
+    assert not (out / "checkpoints" / "checkpoint-4").exists()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    PeftModel.from_pretrained(base, str(ckpt))  # the last good checkpoint loads
+
+
+def test_loss_is_on_the_answer_tokens_only(tiny_tokenizer, sample_jsonl):
+    from medtune.data import load_benchmark
+    from medtune.data.prompts import render
+    from medtune.eval.scoring import build_request
+    from medtune.train.examples import build_example
+
+    items, _ = load_benchmark(str(sample_jsonl))
+    item = items[1]
+    ex = build_example(item, tiny_tokenizer, "chat", "letter", 512, "answer")
+    learned = [t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100]
+    req = build_request(tiny_tokenizer, render(item, "chat", tiny_tokenizer).prompt, "ABCDE"[: len(item.options)])
+    # the learned tokens are exactly what the letter scorer reads for the gold option, then EOS
+    assert learned == req.continuations[item.answer_index] + [tiny_tokenizer.eos_token_id]
+    whole = build_example(item, tiny_tokenizer, "chat", "letter", 512, "all")
+    assert whole["labels"] == whole["input_ids"]
+    short = build_example(item, tiny_tokenizer, "chat", "letter", 16, "answer")
+    assert len(short["input_ids"]) == 16 and short["input_ids"][-len(learned):] == learned
+
+
+def test_packing_gives_the_same_loss_as_padding(tiny_model_dir, tiny_tokenizer, sample_jsonl):
+    from transformers import AutoModelForCausalLM, DataCollatorWithFlattening
+
+    from medtune.data import load_benchmark
+    from medtune.train.examples import PadCollator, build_examples
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    items, _ = load_benchmark(str(sample_jsonl))
+    feats = build_examples(items[:5], tiny_tokenizer, "chat", "letter_text", 512, "all")
+    padded = PadCollator(tiny_tokenizer.pad_token_id)(feats)
+    packed = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)(feats)
+    model.config.use_cache = False  # as run_train sets it: packed batches are recognised only without a cache
+    with torch.no_grad():
+        a = model(**padded).loss
+        b = model(input_ids=packed["input_ids"], labels=packed["labels"], position_ids=packed["position_ids"]).loss
+        per_example = torch.cat([model(input_ids=torch.tensor([f["input_ids"]])).logits[0] for f in feats])
+        packed_logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"]).logits[0]
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(packed_logits, per_example, rtol=1e-4, atol=1e-5)  # no attention across examples
+
+
+def test_recipe_errors_name_file_line_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: lora\nmodel:\n  nme: x\ntrain:\n  lr: fast\n")
+    proc = run_cli("train", str(bad), "train.epoch=2", "method=lorra")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    msg = proc.stderr.strip()
+    assert msg.startswith("medtune: error: 4 problems in the recipe: ")
+    assert f"{bad}:3: model.nme: unknown key (did you mean 'name'?)" in msg
+    assert f"{bad}:5: train.lr: expected a number, got 'fast'" in msg
+    assert "command line: train.epoch: unknown key (did you mean 'epochs'?)" in msg
+    assert "command line: method: 'lorra' is not one of lora, dora, full, qlora, multiple_choice (did you mean 'lora'?)" in msg
+
+
+def test_every_shipped_recipe_validates():
+    recipes = sorted((ROOT / "configs").rglob("*.yaml"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        recipe = load_recipe(str(path))
+        assert recipe.output_dir
+        header = path.read_text().splitlines()[0]
+        assert header.startswith("# medtune train configs/"), path  # each recipe says how to run it
+
+
+def test_qlora_without_a_gpu_is_a_clear_error(tmp_path, tiny_model_dir, sample_jsonl):
+    proc = run_cli("train", str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, tmp_path / "q")),
+                   "method=qlora")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("medtune: error: method: qlora needs a CUDA or ROCm GPU with bitsandbytes; "
+                                   "on this machine (cpu) use method=lora")
