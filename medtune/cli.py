@@ -225,11 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the merged safetensors model")
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("demo", help="the main job on the embedded model and the shipped MedMCQA data")
-    p.add_argument("--out", default="runs/demo", help="results folder")
-    p.add_argument("--limit", type=int, default=None, help="questions to score (default: the 500 held out)")
-    p.add_argument("--scorer", nargs="+", default=["letter", "cloze"])
-    p.add_argument("--batch-size", type=int)
+    p = verbs.add_parser("demo", help="the main job: baseline eval, LoRA fine-tune, eval and comparison on the "
+                                      "embedded model and the shipped MedMCQA data (configs/demo-cpu.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.max_steps=10")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -39,6 +39,7 @@ class ModelArgs:
 class DataArgs:
     train: list[str] = opt(["medmcqa-dev"], "training sources: files, folders, built-in names or hf:ID:SPLIT")
     eval: list[str] = opt([], "separate eval sources; empty: hold out eval_size questions of `train`")
+    max_rows: int | None = opt(None, "use only the first N rows of the training sources, before the split")
     eval_size: int | None = opt(500, "questions held out of `train` by a stable hash split")
     split_seed: int = opt(0, "seed of the hash split")
     max_train: int | None = opt(None, "use only the first N training questions after the split")
@@ -239,11 +240,39 @@ def _build(cls: type, data: dict, prefix: str, where: Any, errors: list[str]) ->
     return cls(**kwargs)
 
 
+# defaults that differ by method (a recipe or an override still wins)
+METHOD_DEFAULTS = {
+    "multiple_choice": {"model": {"name": "minilm-l6"}, "data": {"max_length": 256},
+                        "train": {"lr": 2e-5, "batch_size": 32, "epochs": 3.0}},
+}
+
+
+RECIPES = Path(__file__).resolve().parent / "configs"
+
+
+def find_recipe(name: str) -> Path:
+    """A recipe path as given, or a shipped recipe by name (`demo-cpu` -> configs/demo-cpu.yaml)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = RECIPES / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if shipped.is_file() and not path.parent.name:
+        return shipped
+    names = sorted(p.stem for p in RECIPES.glob("*.yaml"))
+    raise ConfigError(f"no such recipe file; shipped recipes: {', '.join(names)}{did_you_mean(path.stem, names)}",
+                      path=name)
+
+
 def load_recipe(path: str | None, overrides: list[str] | None = None) -> Recipe:
     """A validated Recipe from a YAML file (or the defaults) and `key=value` overrides."""
     errors: list[str] = []
+    if path:
+        path = str(find_recipe(path))
     data, lines = (_load_yaml(Path(path)) if path else ({}, {}))
     overridden = apply_overrides(data, list(overrides or []), errors)
+    for section, values in METHOD_DEFAULTS.get(data.get("method"), {}).items():
+        if isinstance(data.get(section, {}), dict):
+            data[section] = {**values, **(data.get(section) or {})}
     src = str(path) if path else "(defaults)"
 
     def where(dotted: str) -> str:

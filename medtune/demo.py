@@ -1,47 +1,59 @@
 """`medtune demo`: the main job on the embedded model and the MedMCQA data shipped with medtune.
 
-Today it is a baseline evaluation: cut the stable hash split of the shipped MedMCQA dev file
-(500 questions held out), score the held-out questions with the embedded SmolLM2-135M-Instruct,
-and print accuracy with confidence intervals beside the trivial baselines.
+It runs the recipe configs/demo-cpu.yaml: a stable hash split of the shipped MedMCQA dev file
+(500 questions held out), the embedded SmolLM2-135M-Instruct scored before training, a LoRA
+fine-tune on the rest, the same questions scored after, and a paired comparison. The verdict only
+counts a gain that is significant and also beats always answering the most frequent letter.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-DEMO_EVAL_SIZE = 500
-DEMO_SEED = 0
+
+def verdict(summary: dict, alpha: float = 0.05) -> str:
+    """One honest sentence on whether fine-tuning helped on the held-out questions."""
+    comp = summary.get("compare")
+    if not comp:
+        return "No baseline was scored, so there is nothing to compare."
+    row = comp["rows"][0]
+    mf = comp["baselines"]["most_frequent_letter"]
+    new, base, p = row["new"]["accuracy"], row["base"]["accuracy"], row["mcnemar"]["p_value"]
+    beats_prior = row["new"]["ci95"][0] > mf["accuracy"]
+    if new > base and p < alpha and beats_prior:
+        return (f"A real gain: {base:.1%} -> {new:.1%} (McNemar p = {p:.3g}), and the lower end of the new "
+                f"95% interval is above always answering {mf['letter']!r} ({mf['accuracy']:.1%}).")
+    if new > base and p < alpha:
+        return (f"Accuracy rose {base:.1%} -> {new:.1%} (McNemar p = {p:.3g}), but not clearly above always "
+                f"answering {mf['letter']!r} ({mf['accuracy']:.1%}): that could be the answer prior, not knowledge.")
+    if new < base and p < alpha:
+        return f"Accuracy fell {base:.1%} -> {new:.1%} (McNemar p = {p:.3g})."
+    return (f"No significant change: {base:.1%} -> {new:.1%} (McNemar p = {p:.3g}); always answering "
+            f"{mf['letter']!r} scores {mf['accuracy']:.1%} on these questions.")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Split the shipped data, evaluate the embedded model, print an honest summary."""
-    from medtune.data.sources import load_benchmark
-    from medtune.data.split import split_and_write
-    from medtune.eval.run import EvalConfig, evaluate_items, format_table
+    """Train and evaluate per configs/demo-cpu.yaml (with any key=value overrides), then sum up."""
+    from medtune.config import load_recipe
+    from medtune.train.run import run_train
 
     t0 = time.perf_counter()
-    out = Path(args.out)
-    items, report = load_benchmark("medmcqa-dev")
-    print(f"medtune demo: {len(items)} MedMCQA dev questions shipped with medtune (MIT licence). "
-          f"No MedMCQA train split is shipped, so a stable hash split (seed {DEMO_SEED}) holds "
-          f"{DEMO_EVAL_SIZE} of them out for evaluation.")
-    print(split_and_write(items, report, out=str(out / "data"), eval_size=DEMO_EVAL_SIZE,
-                          eval_fraction=None, seed=DEMO_SEED, threshold=0.8).split("\n\n")[0])
-    eval_items, eval_report = load_benchmark(str(out / "data" / "eval.jsonl"))
-    if args.limit:
-        eval_items = eval_items[: args.limit]
-    scorers = [s.strip() for s in ",".join(args.scorer).split(",") if s.strip()]
-    cfg = EvalConfig(data=[str(out / "data" / "eval.jsonl")], out=str(out / "baseline"), scorers=scorers,
-                     limit=args.limit, batch_size=args.batch_size)
-    metrics = evaluate_items(cfg, eval_items, eval_report)
+    import shutil
+    from pathlib import Path
+
+    recipe = load_recipe("demo-cpu", list(args.overrides or []))
+    previous = Path(recipe.output_dir)
+    if (previous / "recipe.yaml").is_file():  # the demo's own folder from an earlier demo
+        print(f"medtune demo: replacing the earlier demo run in {previous}", flush=True)
+        shutil.rmtree(previous)
+    print("medtune demo: the embedded SmolLM2-135M-Instruct on the 4,183 MedMCQA dev questions shipped with "
+          "medtune (MIT licence). No MedMCQA train split is shipped, so a stable hash split holds "
+          f"{recipe.data.eval_size} questions out for evaluation and trains on the rest.", flush=True)
+    summary = run_train(recipe)
     print()
-    print(format_table(metrics, f"baseline: {metrics['manifest']['model']['name']} on "
-                                f"{len(eval_items)} held-out MedMCQA questions"))
-    mf = metrics["baselines"]["most_frequent_letter"]
-    print(f"\nA model counts as knowing something only where it beats always answering "
-          f"{mf['letter']!r} ({mf['accuracy']:.1%} here), not only chance.")
-    print("A 135M-parameter model on a CPU is a pipeline check, not a clinical result.")
-    print(f"results: {out / 'baseline'}/metrics.json, predictions.jsonl · total {time.perf_counter() - t0:.0f} s")
+    print(verdict(summary))
+    print("A 135M-parameter model trained for minutes on a CPU is a pipeline check, not a clinical result.")
+    print(f"run folder: {recipe.output_dir} (adapter/, baseline/ and final/ metrics, compare.json, curves.png) · "
+          f"total {time.perf_counter() - t0:.0f} s")
     return 0

@@ -105,6 +105,40 @@ def ensure_smollm2() -> Path:
     return target
 
 
+ENCODER_TYPES = ("bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra", "distilbert",
+                 "modernbert", "albert", "mpnet")
+
+
+def model_kind(ref: ModelRef, trust_remote_code: bool = False) -> str:
+    """'encoder' for BERT-style models (scored with a multiple-choice head), else 'causal'."""
+    if ref.name in EMBEDDED:
+        return EMBEDDED[ref.name][0]
+    from transformers import AutoConfig
+
+    config = _hub_call(ref, AutoConfig.from_pretrained, ref.path, trust_remote_code=trust_remote_code)
+    archs = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForMultipleChoice") for a in archs) or config.model_type in ENCODER_TYPES:
+        return "encoder"
+    return "causal"
+
+
+def load_encoder(ref: ModelRef, backend: Any, trust_remote_code: bool = False) -> Any:
+    """An encoder with a multiple-choice head (a new, untrained head when the checkpoint has none)."""
+    import transformers
+    from transformers import AutoModelForMultipleChoice
+
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "newly initialized classifier" is expected here
+    try:
+        model = _hub_call(ref, AutoModelForMultipleChoice.from_pretrained, ref.path, dtype=backend.torch_dtype(),
+                          trust_remote_code=trust_remote_code)
+    finally:
+        transformers.logging.set_verbosity(level)
+    model.to(backend.device)
+    model.eval()
+    return model
+
+
 def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False) -> Any:
     """The model's tokenizer, with a pad token (the EOS token when it has none)."""
     from transformers import AutoTokenizer

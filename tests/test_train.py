@@ -243,3 +243,57 @@ def test_qlora_without_a_gpu_is_a_clear_error(tmp_path, tiny_model_dir, sample_j
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("medtune: error: method: qlora needs a CUDA or ROCm GPU with bitsandbytes; "
                                    "on this machine (cpu) use method=lora")
+
+
+def test_encoder_multiple_choice_recipe(tmp_path):
+    """The embedded MiniLM (real weights) with a new multiple-choice head: trains, saves, scores."""
+    out = tmp_path / "mc"
+    proc = run_cli("train", "minilm-medmcqa-mc", f"output_dir={out}", "data.eval_size=40", "data.max_train=48",
+                   "train.max_steps=3", "train.batch_size=16", "train.save_steps=3", "data.max_length=64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "model" / "model.safetensors").is_file() and (out / "final" / "metrics.json").is_file()
+    final = json.loads((out / "final" / "metrics.json").read_text())
+    assert set(final["results"]) == {"choice"} and final["n_questions"] == 40
+    rows = [json.loads(x) for x in (out / "final" / "predictions.jsonl").read_text().splitlines()]
+    assert all(len(r["probabilities"]) == 4 and abs(sum(r["probabilities"]) - 1) < 1e-4 for r in rows)
+    # the saved model, loaded again by `medtune eval` on the same held-out split, gives the same numbers
+    split = run_cli("data", "split", "medmcqa-dev", "--eval-size", "40", "--out", str(tmp_path / "split"))
+    assert split.returncode == 0, split.stderr
+    again = run_cli("eval", "--model", str(out / "model"), "--data", str(tmp_path / "split" / "eval.jsonl"),
+                    "--out", str(tmp_path / "e"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    rows2 = [json.loads(x) for x in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows2] == [r["id"] for r in rows]
+    for a, b in zip(rows, rows2):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_encoder_pads_questions_with_fewer_options(tmp_path):
+    from medtune.backend import select_backend
+    from medtune.data.schema import MCQItem
+    from medtune.models import load_encoder, load_tokenizer, resolve_model
+    from medtune.train.multiple_choice import score_items_mc
+
+    ref = resolve_model("minilm-l6")
+    model, tok = load_encoder(ref, select_backend("cpu")), load_tokenizer(ref)
+    three = MCQItem(id="a", question="Which vitamin deficiency causes scurvy?", options=("C", "D", "K"),
+                    answer_index=0)
+    five = MCQItem(id="b", question="Which is a loop diuretic?",
+                   options=("furosemide", "spironolactone", "mannitol", "acetazolamide", "amiloride"),
+                   answer_index=0)
+    together = score_items_mc(model, tok, [three, five], batch_size=2, device="cpu")
+    alone = score_items_mc(model, tok, [three], batch_size=1, device="cpu")
+    assert len(together[0]) == 3 and len(together[1]) == 5
+    assert together[0] == pytest.approx(alone[0], abs=1e-5)  # padding options change nothing
+
+
+def test_demo_runs_end_to_end_small(tmp_path):
+    """The README's main command, shrunk by overrides so that the test stays short."""
+    out = tmp_path / "demo"
+    proc = run_cli("demo", f"output_dir={out}", "data.max_train=16", "data.max_eval=12", "train.max_steps=2",
+                   "train.save_steps=2", "train.batch_size=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "before training:" in proc.stdout and "after training:" in proc.stdout
+    assert "McNemar p" in proc.stdout and "pipeline check, not a clinical result" in proc.stdout
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "metrics.json").read_text())["eval_questions"] == 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,9 +12,9 @@ from typing import Any, Sequence
 from medtune.data.schema import LETTERS, MCQItem
 from medtune.errors import MedtuneError, did_you_mean
 
-SCORERS = ("letter", "cloze")
-# what each scorer reports: result name -> how option scores are normalised
-RESULTS = {"letter": ("letter",), "cloze": ("cloze", "cloze_norm", "cloze_mean")}
+SCORERS = ("letter", "cloze", "choice")
+# the result names each scorer reports ("choice": an encoder's multiple-choice head)
+RESULTS = {"letter": ("letter",), "cloze": ("cloze", "cloze_norm", "cloze_mean"), "choice": ("choice",)}
 
 
 @dataclass
@@ -56,7 +57,13 @@ def score_items(model: Any, tokenizer: Any, items: Sequence[MCQItem], scorer: st
 
     from medtune.data.prompts import render
     from medtune.eval.scoring import build_request, score_requests
+    from medtune.train.multiple_choice import is_multiple_choice, score_items_mc
 
+    if is_multiple_choice(model):
+        with tqdm(total=len(items), desc="scoring (choice)", unit="q", disable=not progress or None,
+                  file=sys.stderr) as bar:
+            return {"choice": score_items_mc(model, tokenizer, items, batch_size=batch_size, device=device,
+                                             progress=bar)}, 0
     cloze = scorer == "cloze"
     rendered = [render(it, template, tokenizer, cloze=cloze) for it in items]
     requests = [build_request(tokenizer, p.prompt, p.choices) for p in rendered]
@@ -102,20 +109,31 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     from medtune.eval.scoring import softmax
     from medtune.io import atomic_write_json, atomic_write_jsonl, sha256_tree
     from medtune.manifest import build_manifest
-    from medtune.models import load_causal_lm, load_tokenizer, resolve_model
+    from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+    from medtune.train.multiple_choice import is_multiple_choice
 
     torch.manual_seed(cfg.seed)
     backend = select_backend(cfg.device, cfg.dtype)
     ref = resolve_model(cfg.model)
-    if ref.note:
+    if ref.note and model is None:
         print(f"medtune: model {ref.name}: {ref.note}", file=sys.stderr)
     t_load = time.perf_counter()
     if tokenizer is None:
         tokenizer = load_tokenizer(ref, cfg.trust_remote_code)
     if model is None:
-        model = load_causal_lm(ref, backend, cfg.adapter, cfg.trust_remote_code)
+        if model_kind(ref, cfg.trust_remote_code) == "encoder":
+            if cfg.adapter:
+                raise MedtuneError("encoders are fine-tuned whole (method multiple_choice): pass the run's model/ "
+                                   "folder as --model instead of an adapter", field="--adapter")
+            model = load_encoder(ref, backend, cfg.trust_remote_code)
+        else:
+            model = load_causal_lm(ref, backend, cfg.adapter, cfg.trust_remote_code)
     load_s = time.perf_counter() - t_load
-    template = resolve_template(cfg.template, tokenizer)
+    if is_multiple_choice(model):
+        cfg = dataclasses.replace(cfg, scorers=["choice"], template="none")
+        template = "none"
+    else:
+        template = resolve_template(cfg.template, tokenizer)
     batch_size = cfg.batch_size or (8 if backend.kind == "cpu" else 64)
     max_length = cfg.max_length or _model_max_length(model)
 

@@ -54,7 +54,7 @@ def quantization_config(method: str) -> Any:
 def adapt(model: Any, recipe: Any) -> Any:
     """Wrap the model for the recipe's method; returns the model to train."""
     method = recipe.method
-    if method == "full":
+    if method in ("full", "multiple_choice"):
         for p in model.parameters():
             p.requires_grad_(True)
         return model

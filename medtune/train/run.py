@@ -27,6 +27,8 @@ def load_train_eval(recipe: Recipe) -> tuple[list, list, Any, dict]:
     d = recipe.data
     opts = LoadOptions(format=d.format, cop_base=d.cop_base, on_bad_row=d.on_bad_row)
     items, report = load_benchmark(d.train, opts)
+    if d.max_rows:
+        items = items[: d.max_rows]
     if d.eval:
         train = items
         evals, _ = load_benchmark(d.eval, opts)
@@ -57,11 +59,7 @@ def _check_resume(out: Path, recipe: Recipe) -> None:
 
 def run_train(recipe: Recipe, resume: bool = False) -> dict:
     """Train per the recipe; returns the run summary (also written to RUN/metrics.json)."""
-    if recipe.method == "multiple_choice":
-        from medtune.train.multiple_choice import run_multiple_choice
-
-        return run_multiple_choice(recipe, resume)
-    import torch
+    import torch  # noqa: F401  (imported here, after the recipe's env: section was applied)
     from transformers import TrainingArguments, set_seed
     from transformers.integrations import TensorBoardCallback
 
@@ -70,9 +68,10 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     from medtune.eval.compare import compare_runs, format_compare
     from medtune.eval.run import EvalConfig, evaluate_items, format_table
     from medtune.manifest import build_manifest
-    from medtune.models import load_causal_lm, load_tokenizer, resolve_model
+    from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
     from medtune.train import methods
     from medtune.train.examples import PadCollator, build_examples
+    from medtune.train.multiple_choice import ChoiceCollator, encode_item
     from medtune.train.trainer import MedtuneTrainer, TerminalLog, last_complete_checkpoint, plot_curves
 
     t_start = time.perf_counter()
@@ -93,15 +92,22 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
         methods.check_qlora(backend)
     train_items, eval_items, data_report, split_info = load_train_eval(recipe)
     ref = resolve_model(recipe.model.name)
+    encoder = recipe.method == "multiple_choice"
+    if encoder != (model_kind(ref, recipe.model.trust_remote_code) == "encoder"):
+        raise MedtuneError(f"method {recipe.method} needs {'an encoder' if encoder else 'a causal LM'}; "
+                           f"{ref.name} is {'a causal LM' if encoder else 'an encoder'}", field="model.name")
     tokenizer = load_tokenizer(ref, recipe.model.trust_remote_code)
-    template = resolve_template(recipe.data.template, tokenizer)
+    template = "none" if encoder else resolve_template(recipe.data.template, tokenizer)
     print(f"medtune train: {recipe.method} on {ref.name} · {len(train_items)} training and {len(eval_items)} "
           f"eval questions ({split_info['how']}) · {backend.kind} {precision}", flush=True)
     if ref.note:
         print(f"medtune: model {ref.name}: {ref.note}", file=sys.stderr)
-    model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
-                           quantization_config=methods.quantization_config(recipe.method),
-                           attn_implementation=recipe.model.attn_implementation)
+    if encoder:
+        model = load_encoder(ref, backend, recipe.model.trust_remote_code)
+    else:
+        model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
+                               quantization_config=methods.quantization_config(recipe.method),
+                               attn_implementation=recipe.model.attn_implementation)
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
                           progress=sys.stderr.isatty())
@@ -129,12 +135,17 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
             model.enable_input_require_grads()
     trainable, total = methods.trainable_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})", flush=True)
-    examples = build_examples(train_items, tokenizer, template, recipe.data.target, recipe.data.max_length,
-                              recipe.data.loss_on)
+    if encoder:
+        examples = [encode_item(it, tokenizer, recipe.data.max_length) for it in train_items]
+    else:
+        examples = build_examples(train_items, tokenizer, template, recipe.data.target, recipe.data.max_length,
+                                  recipe.data.loss_on)
     from datasets import Dataset
 
-    train_ds = Dataset.from_list([{**e, "length": len(e["input_ids"])} for e in examples])
-    if recipe.train.packing:
+    train_ds = Dataset.from_list([{**e, "length": _n_tokens(e)} for e in examples])
+    if encoder:
+        collator = ChoiceCollator(tokenizer.pad_token_id)
+    elif recipe.train.packing:
         from transformers import DataCollatorWithFlattening
 
         collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
@@ -180,7 +191,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     train_s = time.perf_counter() - t_train
 
     # --- save the adapter (or the full model) atomically --------------------------------------
-    final_dir = out / ("model" if recipe.method == "full" else "adapter")
+    final_dir = out / ("model" if recipe.method in ("full", "multiple_choice") else "adapter")
     staging = out / f".{final_dir.name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     trainer.model.save_pretrained(staging)
@@ -193,7 +204,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     model = trainer.model
     model.eval()
     final = evaluate_items(dataclasses.replace(eval_cfg, out=str(out / "final"), adapter=str(final_dir)
-                                               if recipe.method != "full" else None),
+                                               if final_dir.name == "adapter" else None),
                            eval_items, data_report, model=model, tokenizer=tokenizer)
     print(format_table(final, "after training:"), flush=True)
     comparison = None
@@ -204,7 +215,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     primary = final["primary"]
     plot_curves(history, out / "curves.png", baseline["results"][primary]["accuracy"] if baseline else None,
                 final["results"][primary]["accuracy"])
-    tokens = sum(len(e["input_ids"]) for e in examples) * (result.global_step * t.batch_size * t.grad_accum
+    tokens = sum(_n_tokens(e) for e in examples) * (result.global_step * t.batch_size * t.grad_accum
                                                           / max(1, len(examples)))
     summary = {
         "method": recipe.method, "model": ref.name, "precision": precision, "template": template,
@@ -221,6 +232,11 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
         recipe=recipe.to_dict(), backend=backend.to_dict(), precision=precision, data=data_report.to_dict(),
         model={"name": ref.name, "path": ref.path, "kind": ref.kind, "note": ref.note}))
     return summary
+
+
+def _n_tokens(example: dict) -> int:
+    ids = example["input_ids"]
+    return sum(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
 
 
 def _brief(metrics: dict | None) -> dict | None:

@@ -38,6 +38,19 @@ class MedtuneTrainer(Trainer):
         self.mt_eval_batch = mt_eval_batch
         self.mt_precision_hint = mt_precision_hint
 
+    def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if "choice_mask" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        import torch.nn.functional as F
+
+        from medtune.train.multiple_choice import choice_logits
+
+        logits = choice_logits(model, inputs)  # padded options masked out of the softmax
+        loss = F.cross_entropy(logits.float(), inputs["labels"])
+        return (loss, {"logits": logits}) if return_outputs else loss
+
     def training_step(self, model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
         import torch
 
