@@ -1,13 +1,38 @@
-"""Which device and dtype to run on. Decided once at start-up and passed down."""
+"""Which device and dtype to run on, what the machine offers, and what to change.
+
+Everything here takes `torch` and the environment as arguments where it inspects them, so that the
+ROCm and CUDA branches are tested with fakes (no GPU is needed to test them). Device and dtype are
+decided once at start-up and passed down to training, evaluation and serving.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from medtune.errors import MedtuneError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+VISIBILITY_VARS = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+ROCM_VARS = ("HSA_OVERRIDE_GFX_VERSION", "PYTORCH_HIP_ALLOC_CONF", "PYTORCH_TUNABLEOP_ENABLED",
+             "TORCH_BLAS_PREFER_HIPBLASLT", "HIP_FORCE_DEV_KERNARG", "NCCL_MIN_NCHANNELS")
+CUDA_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "NCCL_P2P_DISABLE", "CUDA_LAUNCH_BLOCKING")
+
+# gfx targets that ROCm's PyTorch builds ship kernels for (so no override is needed), and the override
+# that makes a close, unsupported consumer chip use one of them.
+NATIVE_GFX = {"gfx900", "gfx906", "gfx908", "gfx90a", "gfx940", "gfx941", "gfx942", "gfx950", "gfx1030",
+              "gfx1100", "gfx1101", "gfx1102", "gfx1200", "gfx1201"}
+OVERRIDE_FOR = {"gfx1031": "10.3.0", "gfx1032": "10.3.0", "gfx1033": "10.3.0", "gfx1034": "10.3.0",
+                "gfx1035": "10.3.0", "gfx1036": "10.3.0", "gfx1103": "11.0.0", "gfx1150": "11.0.0",
+                "gfx1151": "11.0.0"}
+GFX_NAMES = {"gfx942": "MI300X/MI300A/MI325X", "gfx950": "MI350X/MI355X", "gfx90a": "MI210/MI250/MI250X",
+             "gfx908": "MI100", "gfx1100": "RX 7900 XTX/XT, PRO W7900", "gfx1101": "RX 7800 XT/7700 XT",
+             "gfx1102": "RX 7600", "gfx1030": "RX 6800/6900, PRO W6800"}
+BF16_GFX_PREFIXES = ("gfx90a", "gfx94", "gfx95", "gfx11", "gfx12")
 
 
 @dataclass
@@ -29,6 +54,173 @@ class Backend:
         return dict(self.__dict__)
 
 
+def gfx_of(props: Any) -> str | None:
+    """'gfx942' from a ROCm device's gcnArchName ('gfx942:sramecc+:xnack-'); None elsewhere."""
+    arch = getattr(props, "gcnArchName", None)
+    return arch.split(":")[0] if arch else None
+
+
+def override_to_gfx(version: str) -> str | None:
+    """The gfx target an HSA_OVERRIDE_GFX_VERSION value names: 9.4.2 -> gfx942, 11.0.0 -> gfx1100, 9.0.10 -> gfx90a."""
+    try:
+        major, minor, step = (int(x) for x in version.split("."))
+    except ValueError:
+        return None
+    return f"gfx{major}{minor:x}{step:x}"
+
+
+def bf16_supported(kind: str, props: Any) -> bool:
+    """bf16 matmuls in hardware: NVIDIA from Ampere (sm_80), AMD CDNA2+/RDNA3+."""
+    if kind == "cuda":
+        return getattr(props, "major", 0) >= 8
+    if kind == "rocm":
+        gfx = gfx_of(props) or ""
+        return gfx.startswith(BF16_GFX_PREFIXES)
+    return kind == "cpu"
+
+
+def _devices(torch: Any, kind: str) -> list[dict]:
+    out = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        d = {"index": i, "name": p.name, "memory_gib": round(p.total_memory / 2 ** 30, 1),
+             "bf16": bf16_supported(kind, p), "fp16": True}
+        if kind == "rocm":
+            gfx = gfx_of(p)
+            d.update(gfx=gfx, family=GFX_NAMES.get(gfx), multiprocessors=getattr(p, "multi_processor_count", None))
+        else:
+            d.update(compute_capability=f"{p.major}.{p.minor}", sm=f"sm_{p.major}{p.minor}",
+                     multiprocessors=getattr(p, "multi_processor_count", None))
+        out.append(d)
+    return out
+
+
+def _package(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def optional_accelerators(kind: str) -> dict:
+    """Optional packages: installed version (or None) and, for bitsandbytes, which backend it has."""
+    info: dict[str, Any] = {}
+    for dist in ("bitsandbytes", "flash-attn", "liger-kernel", "vllm", "triton", "deepspeed", "torchao"):
+        info[dist] = _package(dist) if dist != "flash-attn" else (_package("flash-attn") or _package("flash_attn"))
+    bnb = info["bitsandbytes"]
+    if bnb:
+        spec = importlib.util.find_spec("bitsandbytes")
+        folder = os.path.dirname(spec.origin) if spec and spec.origin else ""
+        libs = [f for f in os.listdir(folder) if f.startswith("libbitsandbytes")] if folder else []
+        info["bitsandbytes_backends"] = sorted({("rocm" if "rocm" in f or "hip" in f else "cuda" if "cuda" in f
+                                                 else "cpu") for f in libs})
+    return info
+
+
+def sdpa_kernels(torch: Any, kind: str) -> dict:
+    """Which scaled-dot-product-attention kernels torch may use."""
+    if kind not in ("cuda", "rocm"):
+        return {"math": True}
+    b = torch.backends.cuda
+    out = {"flash": b.flash_sdp_enabled(), "mem_efficient": b.mem_efficient_sdp_enabled(),
+           "math": b.math_sdp_enabled()}
+    if hasattr(b, "cudnn_sdp_enabled"):
+        out["cudnn"] = b.cudnn_sdp_enabled()
+    return out
+
+
+def detect(torch: Any = None, environ: Mapping[str, str] | None = None) -> dict:
+    """The machine as torch sees it: backend kind, devices, dtypes, variables, optional packages."""
+    if torch is None:
+        import torch as _torch
+
+        torch = _torch
+    env = os.environ if environ is None else environ
+    hip = getattr(torch.version, "hip", None)
+    cuda = getattr(torch.version, "cuda", None)
+    gpu = bool(torch.cuda.is_available())
+    mps = bool(getattr(getattr(torch.backends, "mps", None), "is_available", lambda: False)())
+    kind = ("rocm" if hip else "cuda") if gpu else ("mps" if mps else "cpu")
+    report = {
+        "kind": kind,
+        "torch": torch.__version__,
+        "torch_build": "rocm" if hip else "cuda" if cuda else "cpu",
+        "hip_version": hip, "cuda_version": cuda,
+        "gpu_available": gpu,
+        "devices": _devices(torch, kind) if gpu else [],
+        "cpu_threads": torch.get_num_threads(),
+        "environment": {k: env.get(k) for k in (*VISIBILITY_VARS, *ROCM_VARS, *CUDA_VARS) if env.get(k) is not None},
+        "optional": optional_accelerators(kind),
+        "sdpa": sdpa_kernels(torch, kind),
+        "compile": {"torch_compile": hasattr(torch, "compile"), "triton": _package("triton") is not None},
+    }
+    report["default_dtype"] = ("bfloat16" if report["devices"] and report["devices"][0]["bf16"] else "float16") \
+        if gpu else "float32"
+    return report
+
+
+def advice(report: dict, *, requested_dtype: str | None = None, method: str | None = None,
+           torch_imported_early: bool = False) -> list[str]:
+    """Concrete suggestions for this machine; each line says what to change and why."""
+    out: list[str] = []
+    env = report["environment"]
+    kind = report["kind"]
+    devs = report["devices"]
+    if torch_imported_early:
+        out.append("torch was imported before medtune set the environment, so device variables "
+                   f"({', '.join(k for k in env if k in VISIBILITY_VARS + ('HSA_OVERRIDE_GFX_VERSION',)) or 'none set'}) "
+                   "set by medtune came too late: set them in the shell or in the recipe's env: section")
+    override = env.get("HSA_OVERRIDE_GFX_VERSION")
+    if kind == "rocm" and devs:
+        gfx = devs[0].get("gfx")
+        wanted = OVERRIDE_FOR.get(gfx or "")
+        if override:
+            as_gfx = override_to_gfx(override)
+            if gfx in NATIVE_GFX and as_gfx == gfx:
+                out.append(f"HSA_OVERRIDE_GFX_VERSION={override} is useless here: {gfx} "
+                           f"({GFX_NAMES.get(gfx, 'this GPU')}) has native kernels; unset it")
+            elif gfx in NATIVE_GFX:
+                out.append(f"HSA_OVERRIDE_GFX_VERSION={override} is wrong here: {gfx} "
+                           f"({GFX_NAMES.get(gfx, 'this GPU')}) has native kernels, and the override makes it "
+                           f"load {as_gfx} kernels; unset it")
+            elif wanted and override != wanted:
+                out.append(f"HSA_OVERRIDE_GFX_VERSION={override} is wrong for {gfx}: use {wanted}")
+        elif wanted:
+            out.append(f"{gfx} has no kernels in ROCm's PyTorch: set HSA_OVERRIDE_GFX_VERSION={wanted} "
+                       f"(medtune --gfx-override {wanted}) before starting")
+        if not env.get("PYTORCH_HIP_ALLOC_CONF"):
+            out.append("set PYTORCH_HIP_ALLOC_CONF=expandable_segments:True to cut fragmentation (fewer OOMs "
+                       "with varying sequence lengths)")
+        if gfx in ("gfx942", "gfx950"):
+            if env.get("PYTORCH_TUNABLEOP_ENABLED") != "1":
+                out.append("MI300-class GPU: PYTORCH_TUNABLEOP_ENABLED=1 tunes GEMMs for your shapes (the first "
+                           "run is slower, later runs faster)")
+            if env.get("TORCH_BLAS_PREFER_HIPBLASLT") is None:
+                out.append("MI300-class GPU: TORCH_BLAS_PREFER_HIPBLASLT=1 uses hipBLASLt for bf16 GEMMs")
+    elif override and kind != "rocm":
+        out.append(f"HSA_OVERRIDE_GFX_VERSION={override} does nothing without a ROCm GPU; unset it")
+    if kind == "cuda" and not env.get("PYTORCH_CUDA_ALLOC_CONF"):
+        out.append("set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to cut fragmentation")
+    if env.get("ROCR_VISIBLE_DEVICES") and (env.get("HIP_VISIBLE_DEVICES") or env.get("CUDA_VISIBLE_DEVICES")):
+        out.append("ROCR_VISIBLE_DEVICES is applied first; HIP_VISIBLE_DEVICES/CUDA_VISIBLE_DEVICES then count "
+                   "from 0 within the devices it left, not by physical index")
+    if requested_dtype in ("float16", "fp16") and devs and devs[0]["bf16"]:
+        out.append("fp16 was asked for on a GPU with bf16: bf16 has fp32's range and does not overflow into "
+                   "NaN; prefer precision bf16")
+    if method == "qlora":
+        bnb = report["optional"].get("bitsandbytes")
+        backends = report["optional"].get("bitsandbytes_backends", [])
+        if not bnb:
+            out.append("qlora needs bitsandbytes" + (" built for ROCm (see docs/rocm.md)" if kind == "rocm" else
+                                                     ": pip install bitsandbytes"))
+        elif kind == "rocm" and "rocm" not in backends:
+            out.append("this bitsandbytes has no ROCm library: install the ROCm build (see docs/rocm.md)")
+    if kind == "cpu":
+        out.append(f"no GPU: training and evaluation run on {report['cpu_threads']} CPU threads in fp32; fine for "
+                   "the embedded models and tests, slow for billion-parameter models")
+    return out
+
+
 def select_backend(device: str | None = None, dtype: str = "auto") -> Backend:
     """Pick the device (default: the first GPU, else CPU) and a dtype it runs well."""
     import torch
@@ -46,9 +238,9 @@ def select_backend(device: str | None = None, dtype: str = "auto") -> Backend:
                                f"(torch {torch.__version__}); run `medtune doctor`", field="--device")
         dev = "cuda" + requested[requested.index(":"):] if ":" in requested else "cuda"
         kind = "rocm" if getattr(torch.version, "hip", None) else "cuda"
-        name = torch.cuda.get_device_name(torch.device(dev))
-        bf16 = torch.cuda.is_bf16_supported()
-        auto = "bfloat16" if bf16 else "float16"
+        props = torch.cuda.get_device_properties(torch.device(dev))
+        name = props.name
+        auto = "bfloat16" if bf16_supported(kind, props) else "float16"
     elif requested == "mps":
         if not has_mps:
             raise MedtuneError("device 'mps' asked for, but torch reports no Apple GPU", field="--device")
@@ -59,3 +251,30 @@ def select_backend(device: str | None = None, dtype: str = "auto") -> Backend:
         raise MedtuneError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps", field="--device")
     return Backend(kind=kind, device=dev, dtype=auto if dtype == "auto" else dtype, name=name,
                    threads=torch.get_num_threads())
+
+
+def apply_device_env(devices: str | None = None, gfx_override: str | None = None,
+                     environ: dict | None = None) -> list[str]:
+    """Set device-visibility and gfx-override variables; must run before torch is imported.
+
+    Returns warnings (for example when torch is already imported and the values come too late)."""
+    env = os.environ if environ is None else environ
+    warnings = []
+    if devices is not None:
+        if not all(p.strip().isdigit() for p in devices.split(",")):
+            raise MedtuneError(f"expected device indices such as 0 or 0,1, got {devices!r}", field="--devices")
+        env["CUDA_VISIBLE_DEVICES"] = devices   # NVIDIA, and honoured by HIP too
+        env["HIP_VISIBLE_DEVICES"] = devices    # ROCm
+        if env.get("ROCR_VISIBLE_DEVICES"):
+            warnings.append(f"ROCR_VISIBLE_DEVICES={env['ROCR_VISIBLE_DEVICES']} is set: --devices {devices} "
+                            "counts within the devices it leaves visible")
+    if gfx_override is not None:
+        parts = gfx_override.split(".")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise MedtuneError(f"expected a version such as 11.0.0 or 10.3.0, got {gfx_override!r}",
+                               field="--gfx-override")
+        env["HSA_OVERRIDE_GFX_VERSION"] = gfx_override
+    if (devices is not None or gfx_override is not None) and "torch" in sys.modules:
+        warnings.append("torch was imported before the device variables were set: they have no effect in "
+                        "this process")
+    return warnings

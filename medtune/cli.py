@@ -152,6 +152,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from medtune.backend import advice, detect, select_backend
+
+    report = detect()
+    report["torch_imported_before_medtune_env"] = args.torch_imported_early
+    tips = advice(report, requested_dtype=args.dtype, method=args.method,
+                  torch_imported_early=args.torch_imported_early and bool(args.devices or args.gfx_override))
+    problem = None
+    try:
+        select_backend(args.device, args.dtype or "auto")
+    except MedtuneError as err:
+        problem = str(err)
+    report["advice"] = tips
+    report["requested_device"] = {"device": args.device or "auto", "usable": problem is None, "problem": problem}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_doctor(report))
+    if problem:
+        print(f"medtune: error: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def format_doctor(r: dict) -> str:
+    """The human-readable doctor report."""
+    lines = [f"backend: {r['kind']} · torch {r['torch']} ({r['torch_build']} build"
+             + (f", HIP {r['hip_version']}" if r["hip_version"] else "")
+             + (f", CUDA {r['cuda_version']}" if r["cuda_version"] else "") + ")"]
+    for d in r["devices"]:
+        arch = d.get("gfx") or d.get("sm")
+        lines.append(f"  GPU {d['index']}: {d['name']} · {d['memory_gib']} GiB · {arch}"
+                     f"{' (' + d['family'] + ')' if d.get('family') else ''} · bf16 {'yes' if d['bf16'] else 'no'}")
+    if not r["devices"]:
+        lines.append(f"  no GPU; {r['cpu_threads']} CPU threads")
+    lines.append(f"default dtype: {r['default_dtype']} · SDPA kernels: "
+                 + ", ".join(k for k, v in r["sdpa"].items() if v))
+    env = r["environment"]
+    lines.append("environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "no device variables set"))
+    opt = r["optional"]
+    lines.append("optional: " + ", ".join(f"{k} {v or 'no'}" for k, v in opt.items() if not k.endswith("_backends")))
+    if r["advice"]:
+        lines.append("advice:")
+        lines.extend(f"  - {a}" for a in r["advice"])
+    req = r["requested_device"]
+    lines.append(f"requested device {req['device']}: " + ("usable" if req["usable"] else f"NOT usable: {req['problem']}"))
+    return "\n".join(lines)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from medtune.demo import run_demo
 
@@ -163,6 +212,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medtune", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"medtune {__version__}")
+    parser.add_argument("--devices", help="GPU indices to use, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES and "
+                                          "HIP_VISIBLE_DEVICES before torch loads)")
+    parser.add_argument("--gfx-override", help="HSA_OVERRIDE_GFX_VERSION for consumer AMD GPUs without native "
+                                               "kernels, e.g. 11.0.0 (see medtune doctor)")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
 
     data = verbs.add_parser("data", help="inspect, check and split benchmark files")
@@ -225,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the merged safetensors model")
     p.set_defaults(func=cmd_export)
 
+    p = verbs.add_parser("doctor", help="what this machine offers (ROCm, CUDA, MPS, CPU) and what to change")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--device", help="exit 1 unless this device can be used (cpu, cuda, cuda:N, mps)")
+    p.add_argument("--dtype", help="the dtype you plan to use, for advice (float16, bfloat16, float32)")
+    p.add_argument("--method", help="the training method you plan to use, for advice (e.g. qlora)")
+    p.set_defaults(func=cmd_doctor)
+
     p = verbs.add_parser("demo", help="the main job: baseline eval, LoRA fine-tune, eval and comparison on the "
                                       "embedded model and the shipped MedMCQA data (configs/demo-cpu.yaml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.max_steps=10")
@@ -234,10 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2, never a traceback."""
+    torch_imported_early = "torch" in sys.modules  # medtune itself never imports it before this point
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.torch_imported_early = torch_imported_early
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if args.devices is not None or args.gfx_override is not None:
+            from medtune.backend import apply_device_env
+
+            for warning in apply_device_env(args.devices, args.gfx_override):
+                print(f"medtune: warning: {warning}", file=sys.stderr)
         return func(args)
     except MedtuneError as err:
         print(str(err) if err.path else f"medtune: error: {err}", file=sys.stderr)

@@ -297,3 +297,26 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert "McNemar p" in proc.stdout and "pipeline check, not a clinical result" in proc.stdout
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "metrics.json").read_text())["eval_questions"] == 12
+
+
+@pytest.mark.parametrize("method,saved", [("dora", "adapter"), ("full", "model")])
+def test_other_methods_train_and_keep_the_best_checkpoint(tmp_path, tiny_model_dir, sample_jsonl, method, saved):
+    from medtune.train.run import run_train
+
+    out = tmp_path / method
+    recipe = load_recipe(str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, out, max_steps=6, eval_steps=2,
+                                          save_steps=2)), [f"method={method}", "baseline_eval=false"])
+    summary = run_train(recipe)
+    assert (out / saved / "model.safetensors" if saved == "model" else out / saved / "adapter_model.safetensors").is_file()
+    if method == "dora":
+        cfg = json.loads((out / "adapter" / "adapter_config.json").read_text())
+        assert cfg["use_dora"] is True
+    else:
+        assert summary["trainable_parameters"] == summary["total_parameters"]
+    state = json.loads((out / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
+    accs = {h["step"]: h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h}
+    assert sorted(accs) == [2, 4, 6]
+    best_step = max(sorted(accs), key=lambda s: accs[s])  # ties: the earliest
+    assert summary["best_checkpoint"].endswith(f"checkpoint-{best_step}")
+    final = json.loads((out / "final" / "metrics.json").read_text())
+    assert final["results"]["letter"]["accuracy"] == pytest.approx(accs[best_step])  # the best model was kept

@@ -1,0 +1,167 @@
+"""Backend detection and advice with fake torch modules (no GPU is needed), and the proof that
+device variables reach the environment before torch is imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import run_cli
+from medtune.backend import advice, apply_device_env, bf16_supported, detect, override_to_gfx
+from medtune.errors import MedtuneError
+
+GIB = 2 ** 30
+
+
+def fake_torch(*, hip=None, cuda=None, devices=()):
+    """A stand-in for the parts of `torch` that detect() reads."""
+    sdp = SimpleNamespace(flash_sdp_enabled=lambda: True, mem_efficient_sdp_enabled=lambda: True,
+                          math_sdp_enabled=lambda: True)
+    return SimpleNamespace(
+        __version__="2.13.0+" + ("rocm6.4" if hip else "cu128" if cuda else "cpu"),
+        version=SimpleNamespace(hip=hip, cuda=cuda),
+        cuda=SimpleNamespace(is_available=lambda: bool(devices), device_count=lambda: len(devices),
+                             get_device_properties=lambda i: devices[i]),
+        backends=SimpleNamespace(cuda=sdp, mps=SimpleNamespace(is_available=lambda: False)),
+        get_num_threads=lambda: 16,
+    )
+
+
+def amd(name, arch, mem):
+    return SimpleNamespace(name=name, gcnArchName=arch, total_memory=mem * GIB, major=9, minor=4,
+                           multi_processor_count=304)
+
+
+MI300X = amd("AMD Instinct MI300X", "gfx942:sramecc+:xnack-", 192)
+MI250 = amd("AMD Instinct MI250X/MI250", "gfx90a:sramecc+:xnack-", 64)
+RX7900 = amd("Radeon RX 7900 XTX", "gfx1100", 24)
+RX6700 = amd("Radeon RX 6700 XT", "gfx1031", 12)
+H100 = SimpleNamespace(name="NVIDIA H100 80GB HBM3", total_memory=80 * GIB, major=9, minor=0,
+                       multi_processor_count=132)
+V100 = SimpleNamespace(name="Tesla V100-SXM2-16GB", total_memory=16 * GIB, major=7, minor=0,
+                       multi_processor_count=80)
+
+
+def test_mi300x():
+    r = detect(fake_torch(hip="6.4", devices=[MI300X] * 8), environ={})
+    assert r["kind"] == "rocm" and r["torch_build"] == "rocm" and len(r["devices"]) == 8
+    d = r["devices"][0]
+    assert (d["gfx"], d["family"], d["memory_gib"], d["bf16"]) == ("gfx942", "MI300X/MI300A/MI325X", 192.0, True)
+    assert r["default_dtype"] == "bfloat16"
+    tips = advice(r)
+    assert any("PYTORCH_TUNABLEOP_ENABLED=1" in t for t in tips)
+    assert any("TORCH_BLAS_PREFER_HIPBLASLT=1" in t for t in tips)
+    assert any("PYTORCH_HIP_ALLOC_CONF=expandable_segments:True" in t for t in tips)
+    assert not any("HSA_OVERRIDE_GFX_VERSION=" in t for t in tips)
+
+
+def test_mi300x_with_the_prototypes_override_is_useless_not_wrong():
+    r = detect(fake_torch(hip="6.4", devices=[MI300X]), environ={"HSA_OVERRIDE_GFX_VERSION": "9.4.2"})
+    tips = advice(r)
+    assert ("HSA_OVERRIDE_GFX_VERSION=9.4.2 is useless here: gfx942 (MI300X/MI300A/MI325X) has native kernels; "
+            "unset it") in tips
+
+
+def test_rx7900xtx_with_a_wrong_override():
+    r = detect(fake_torch(hip="6.4", devices=[RX7900]), environ={"HSA_OVERRIDE_GFX_VERSION": "9.4.2"})
+    assert r["devices"][0]["gfx"] == "gfx1100" and r["devices"][0]["bf16"] is True
+    tips = advice(r)
+    assert ("HSA_OVERRIDE_GFX_VERSION=9.4.2 is wrong here: gfx1100 (RX 7900 XTX/XT, PRO W7900) has native "
+            "kernels, and the override makes it load gfx942 kernels; unset it") in tips
+    assert not any("TUNABLEOP" in t for t in tips)  # MI300-only advice
+
+
+def test_consumer_card_that_needs_an_override():
+    r = detect(fake_torch(hip="6.4", devices=[RX6700]), environ={})
+    assert r["devices"][0]["bf16"] is False and r["default_dtype"] == "float16"
+    assert ("gfx1031 has no kernels in ROCm's PyTorch: set HSA_OVERRIDE_GFX_VERSION=10.3.0 "
+            "(medtune --gfx-override 10.3.0) before starting") in advice(r)
+    r = detect(fake_torch(hip="6.4", devices=[RX6700]), environ={"HSA_OVERRIDE_GFX_VERSION": "11.0.0"})
+    assert "HSA_OVERRIDE_GFX_VERSION=11.0.0 is wrong for gfx1031: use 10.3.0" in advice(r)
+
+
+def test_mi250_and_visibility_interplay():
+    env = {"ROCR_VISIBLE_DEVICES": "2,3", "HIP_VISIBLE_DEVICES": "1"}
+    r = detect(fake_torch(hip="6.2", devices=[MI250, MI250]), environ=env)
+    assert r["devices"][0]["gfx"] == "gfx90a" and r["devices"][0]["bf16"] is True
+    assert r["environment"] == env
+    assert any(t.startswith("ROCR_VISIBLE_DEVICES is applied first") for t in advice(r))
+
+
+def test_h100_and_fp16_advice():
+    r = detect(fake_torch(cuda="12.8", devices=[H100]), environ={})
+    d = r["devices"][0]
+    assert (r["kind"], d["sm"], d["compute_capability"], d["bf16"]) == ("cuda", "sm_90", "9.0", True)
+    assert r["sdpa"]["flash"] is True
+    tips = advice(r, requested_dtype="float16", method="qlora")
+    assert any(t.startswith("fp16 was asked for on a GPU with bf16") for t in tips)
+    assert "qlora needs bitsandbytes: pip install bitsandbytes" in tips
+    assert any("PYTORCH_CUDA_ALLOC_CONF" in t for t in tips)
+
+
+def test_older_nvidia_gets_fp16():
+    r = detect(fake_torch(cuda="12.8", devices=[V100]), environ={})
+    assert r["devices"][0]["bf16"] is False and r["default_dtype"] == "float16"
+    assert bf16_supported("cuda", H100) and not bf16_supported("cuda", V100)
+
+
+def test_override_parsing():
+    assert [override_to_gfx(v) for v in ("9.4.2", "11.0.0", "10.3.0", "9.0.10", "x")] == \
+        ["gfx942", "gfx1100", "gfx1030", "gfx90a", None]
+
+
+def test_apply_device_env_validates():
+    env: dict = {}
+    apply_device_env("0,1", "11.0.0", environ=env)
+    assert env == {"CUDA_VISIBLE_DEVICES": "0,1", "HIP_VISIBLE_DEVICES": "0,1", "HSA_OVERRIDE_GFX_VERSION": "11.0.0"}
+    with pytest.raises(MedtuneError, match="--devices: expected device indices"):
+        apply_device_env("gpu0", environ={})
+    with pytest.raises(MedtuneError, match="--gfx-override: expected a version such as 11.0.0"):
+        apply_device_env(None, "gfx1100", environ={})
+
+
+def test_variables_are_set_before_torch_is_imported(tmp_path):
+    """A meta-path hook records the environment at the moment torch is first imported."""
+    code = r'''
+import json, os, sys
+seen = {}
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.update({k: os.environ.get(k) for k in
+                         ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "HSA_OVERRIDE_GFX_VERSION", "MEDTUNE_PROBE")})
+            seen["torch_already_loaded"] = "torch" in sys.modules
+        return None
+sys.meta_path.insert(0, Watch())
+from medtune.cli import main
+assert "torch" not in sys.modules, "importing medtune.cli imported torch"
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "seen": seen}))
+'''
+    proc = subprocess.run([sys.executable, "-c", code, "--devices", "1", "--gfx-override", "11.0.0", "doctor",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rc"] == 0
+    assert result["seen"]["CUDA_VISIBLE_DEVICES"] == "1" and result["seen"]["HIP_VISIBLE_DEVICES"] == "1"
+    assert result["seen"]["HSA_OVERRIDE_GFX_VERSION"] == "11.0.0"
+    assert result["seen"]["torch_already_loaded"] is False
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("env:\n  MEDTUNE_PROBE: set-by-recipe\nmodel:\n  name: no-such-model-folder-xyz\n")
+    proc = subprocess.run([sys.executable, "-c", code, "train", str(recipe)], capture_output=True, text=True,
+                          timeout=300)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["seen"]["MEDTUNE_PROBE"] == "set-by-recipe"  # the recipe's env: came before torch
+
+
+def test_doctor_cli_json_and_exit_codes():
+    proc = run_cli("doctor", "--json")
+    assert proc.returncode == 0
+    report = json.loads(proc.stdout)
+    assert report["kind"] == "cpu" and report["requested_device"]["usable"] is True
+    proc = run_cli("doctor", "--device", "cuda")
+    assert proc.returncode == 1 and "torch sees no GPU" in proc.stderr
