@@ -201,6 +201,18 @@ def format_doctor(r: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from medtune.plan import format_plan, plan, table
+
+    if args.table:
+        print(table(args.model, batch=args.batch, seq_len=args.seq_len, grad_ckpt=args.grad_ckpt))
+        return 0
+    result = plan(args.model, args.method, args.gpu, batch=args.batch, seq_len=args.seq_len,
+                  grad_ckpt=args.grad_ckpt, r=args.r)
+    print(json.dumps(result, indent=2) if args.json else format_plan(result))
+    return 0 if result["estimate"]["fits"] else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from medtune.demo import run_demo
 
@@ -284,6 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="the dtype you plan to use, for advice (float16, bfloat16, float32)")
     p.add_argument("--method", help="the training method you plan to use, for advice (e.g. qlora)")
     p.set_defaults(func=cmd_doctor)
+
+    p = verbs.add_parser("plan", help="will a model fit for training: memory per part, per method and GPU")
+    p.add_argument("--model", required=True, help="local folder, config.json, shipped shape (qwen3-1.7b), "
+                                                  "embedded name or Hub id; only config.json is read")
+    p.add_argument("--method", default="lora", help="qlora, lora, dora or full")
+    p.add_argument("--gpu", default="h100", help="mi300x, mi325x, mi250, h100, h200, a100-40, a100-80, rx7900xtx, "
+                                                "rtx4090 or cpu")
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--batch", type=int, default=8, help="micro-batch size")
+    p.add_argument("--grad-ckpt", action="store_true", help="with gradient checkpointing")
+    p.add_argument("--r", type=int, default=16, help="LoRA rank")
+    p.add_argument("--table", action="store_true", help="methods x GPUs: the largest micro-batch that fits")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
 
     p = verbs.add_parser("demo", help="the main job: baseline eval, LoRA fine-tune, eval and comparison on the "
                                       "embedded model and the shipped MedMCQA data (configs/demo-cpu.yaml)")
