@@ -153,6 +153,8 @@ def detect(torch: Any = None, environ: Mapping[str, str] | None = None) -> dict:
         "optional": optional_accelerators(kind),
         "sdpa": sdpa_kernels(torch, kind),
         "compile": {"torch_compile": hasattr(torch, "compile"), "triton": _package("triton") is not None},
+        # the gfx/sm targets this torch build has kernels for (None when the build cannot say)
+        "arch_list": list(torch.cuda.get_arch_list()) if gpu and hasattr(torch.cuda, "get_arch_list") else None,
     }
     report["default_dtype"] = ("bfloat16" if report["devices"] and report["devices"][0]["bf16"] else "float16") \
         if gpu else "float32"
@@ -173,13 +175,14 @@ def advice(report: dict, *, requested_dtype: str | None = None, method: str | No
     override = env.get("HSA_OVERRIDE_GFX_VERSION")
     if kind == "rocm" and devs:
         gfx = devs[0].get("gfx")
-        wanted = OVERRIDE_FOR.get(gfx or "")
+        native = set(report.get("arch_list") or NATIVE_GFX)  # what this build ships, else the usual list
+        wanted = OVERRIDE_FOR.get(gfx or "") if gfx not in native else None
         if override:
             as_gfx = override_to_gfx(override)
-            if gfx in NATIVE_GFX and as_gfx == gfx:
+            if gfx in native and as_gfx == gfx:
                 out.append(f"HSA_OVERRIDE_GFX_VERSION={override} is useless here: {gfx} "
                            f"({GFX_NAMES.get(gfx, 'this GPU')}) has native kernels; unset it")
-            elif gfx in NATIVE_GFX:
+            elif gfx in native:
                 out.append(f"HSA_OVERRIDE_GFX_VERSION={override} is wrong here: {gfx} "
                            f"({GFX_NAMES.get(gfx, 'this GPU')}) has native kernels, and the override makes it "
                            f"load {as_gfx} kernels; unset it")

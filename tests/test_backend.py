@@ -84,6 +84,14 @@ def test_consumer_card_that_needs_an_override():
     assert "HSA_OVERRIDE_GFX_VERSION=11.0.0 is wrong for gfx1031: use 10.3.0" in advice(r)
 
 
+def test_arch_list_of_the_build_decides_what_is_native():
+    torch = fake_torch(hip="6.4", devices=[RX6700])
+    torch.cuda.get_arch_list = lambda: ["gfx90a", "gfx942", "gfx1030", "gfx1031", "gfx1100"]
+    r = detect(torch, environ={})
+    assert r["arch_list"][-1] == "gfx1100"
+    assert not any("HSA_OVERRIDE_GFX_VERSION" in t for t in advice(r))  # this build has gfx1031 kernels
+
+
 def test_mi250_and_visibility_interplay():
     env = {"ROCR_VISIBLE_DEVICES": "2,3", "HIP_VISIBLE_DEVICES": "1"}
     r = detect(fake_torch(hip="6.2", devices=[MI250, MI250]), environ=env)

@@ -6,6 +6,7 @@ Reads top to bottom like a single training script; the loop itself is the Huggin
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import sys
 import time
@@ -75,6 +76,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     from medtune.train.trainer import MedtuneTrainer, TerminalLog, last_complete_checkpoint, plot_curves
 
     t_start = time.perf_counter()
+    main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun, rank 0 evaluates and writes
     out = Path(recipe.output_dir)
     if resume:
         _check_resume(out, recipe)
@@ -82,7 +84,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
         raise MedtuneError("this run folder already has checkpoints; pass --resume to continue it, or choose "
                            "another output_dir", path=str(out), field="output_dir")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    if main:
+        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     set_seed(recipe.train.seed)
 
     # --- set up: device, data, tokenizer, model -------------------------------------------------
@@ -114,7 +117,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
 
     # --- evaluate the base model on the eval questions ---------------------------------------
     baseline = None
-    if recipe.baseline_eval:
+    if recipe.baseline_eval and main:
         if resume and (out / "baseline" / "metrics.json").is_file():
             import json
 
@@ -164,7 +167,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
         greater_is_better=True, bf16=precision == "bf16", fp16=precision == "fp16", seed=t.seed, data_seed=t.seed,
         train_sampling_strategy="group_by_length" if t.group_by_length and not t.packing else "random",
         remove_unused_columns=False, report_to="none", use_cpu=backend.kind == "cpu",
-        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),
+        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), ddp_find_unused_parameters=False,
     )
     from torch.utils.tensorboard import SummaryWriter
 
@@ -189,6 +192,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     t_train = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     train_s = time.perf_counter() - t_train
+    if not main:
+        return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(out)}
 
     # --- save the adapter (or the full model) atomically --------------------------------------
     final_dir = out / ("model" if recipe.method in ("full", "multiple_choice") else "adapter")
