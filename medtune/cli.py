@@ -222,7 +222,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medtune", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="medtune", description="Fine-tune and evaluate language models for "
+                                     "clinical multiple-choice QA on ROCm, CUDA and the CPU.")
     parser.add_argument("--version", action="version", version=f"medtune {__version__}")
     parser.add_argument("--devices", help="GPU indices to use, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES and "
                                           "HIP_VISIBLE_DEVICES before torch loads)")
