@@ -311,13 +311,15 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["eval_questions"] == 12
 
 
-@pytest.mark.parametrize("method,saved", [("dora", "adapter"), ("full", "model")])
-def test_other_methods_train_and_keep_the_best_checkpoint(tmp_path, tiny_model_dir, sample_jsonl, method, saved):
+@pytest.mark.parametrize("method,saved,ckpt", [("dora", "adapter", False), ("full", "model", True)])
+def test_other_methods_train_and_keep_the_best_checkpoint(tmp_path, tiny_model_dir, sample_jsonl, method, saved,
+                                                          ckpt):
     from medtune.train.run import run_train
 
     out = tmp_path / method
     recipe = load_recipe(str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, out, max_steps=6, eval_steps=2,
-                                          save_steps=2)), [f"method={method}", "baseline_eval=false"])
+                                          save_steps=2)), [f"method={method}", "baseline_eval=false",
+                                                           f"model.gradient_checkpointing={str(ckpt).lower()}"])
     summary = run_train(recipe)
     assert (out / saved / "model.safetensors" if saved == "model" else out / saved / "adapter_model.safetensors").is_file()
     if method == "dora":

@@ -38,10 +38,11 @@ class EvalConfig:
     load_options: Any = None  # medtune.data.sources.LoadOptions; None: defaults
 
     def __post_init__(self) -> None:
+        user_facing = SCORERS[:2]  # "choice" is set by medtune itself for encoders
         for s in self.scorers:
             if s not in SCORERS:
-                raise MedtuneError(f"unknown scorer {s!r}{did_you_mean(s, SCORERS)}; choose from "
-                                   f"{', '.join(SCORERS)}", field="--scorer")
+                raise MedtuneError(f"unknown scorer {s!r}{did_you_mean(s, user_facing)}; choose from "
+                                   f"{', '.join(user_facing)}", field="--scorer")
         if self.limit is not None and self.limit < 1:
             raise MedtuneError(f"must be a positive number of questions, got {self.limit}", field="--limit")
         if self.batch_size is not None and self.batch_size < 1:
