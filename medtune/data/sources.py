@@ -6,7 +6,7 @@ import glob
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from medtune.data import formats as F
 from medtune.data.readers import READERS, RowError, read_hf
@@ -249,7 +249,3 @@ def _context(path: str, fmt: str, options: LoadOptions) -> dict:
 def _source_name(path: str, fmt: str, ctx: dict) -> str:
     return fmt if fmt != "mmlu" else f"mmlu/{ctx['subject']}"
 
-
-def iter_items_jsonl(items: Iterable[MCQItem]) -> Iterable[dict]:
-    """Records as dicts in medtune's own format, for writing JSONL."""
-    return (it.to_dict() for it in items)

@@ -60,7 +60,6 @@ def _check_resume(out: Path, recipe: Recipe) -> None:
 
 def run_train(recipe: Recipe, resume: bool = False) -> dict:
     """Train per the recipe; returns the run summary (also written to RUN/metrics.json)."""
-    import torch  # noqa: F401  (imported here, after the recipe's env: section was applied)
     from transformers import TrainingArguments, set_seed
     from transformers.integrations import TensorBoardCallback
 
