@@ -217,8 +217,9 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
         print(format_compare(comparison), flush=True)
     history = trainer.state.log_history
     primary = final["primary"]
+    mf = final["baselines"]["most_frequent_letter"]
     plot_curves(history, out / "curves.png", baseline["results"][primary]["accuracy"] if baseline else None,
-                final["results"][primary]["accuracy"])
+                final["results"][primary]["accuracy"], prior=(mf["letter"], mf["accuracy"]))
     tokens = sum(_n_tokens(e) for e in examples) * (result.global_step * t.batch_size * t.grad_accum
                                                           / max(1, len(examples)))
     summary = {

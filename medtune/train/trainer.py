@@ -126,7 +126,7 @@ class TerminalLog(TrainerCallback):
 
 
 def plot_curves(log_history: list[dict], path: Path, baseline_acc: float | None = None,
-                final_acc: float | None = None) -> Path | None:
+                final_acc: float | None = None, prior: tuple[str, float] | None = None) -> Path | None:
     """Training loss and eval accuracy against steps, as a PNG."""
     import matplotlib
 
@@ -149,6 +149,8 @@ def plot_curves(log_history: list[dict], path: Path, baseline_acc: float | None 
         ax2.axhline(baseline_acc, color="tab:gray", ls="--", label=f"baseline {baseline_acc:.3f}")
     if final_acc is not None:
         ax2.axhline(final_acc, color="tab:red", ls=":", label=f"final {final_acc:.3f}")
+    if prior is not None:
+        ax2.axhline(prior[1], color="black", ls="-.", lw=0.8, label=f"always {prior[0]!r} {prior[1]:.3f}")
     ax2.set_ylabel("eval accuracy", color="tab:red")
     handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax1.legend(handles, [h.get_label() for h in handles], loc="best", fontsize=8)
