@@ -261,11 +261,15 @@ def test_encoder_multiple_choice_recipe(tmp_path):
     """The embedded MiniLM (real weights) with a new multiple-choice head: trains, saves, scores."""
     out = tmp_path / "mc"
     proc = run_cli("train", "minilm-medmcqa-mc", f"output_dir={out}", "data.eval_size=40", "data.max_train=48",
-                   "train.max_steps=3", "train.batch_size=16", "train.save_steps=3", "data.max_length=64")
+                   "train.max_steps=3", "train.batch_size=16", "train.save_steps=3", "train.eval_steps=3",
+                   "data.max_length=64")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model" / "model.safetensors").is_file() and (out / "final" / "metrics.json").is_file()
     final = json.loads((out / "final" / "metrics.json").read_text())
     assert set(final["results"]) == {"choice"} and final["n_questions"] == 40
+    state = json.loads((out / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
+    during = [h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h]
+    assert during == [pytest.approx(final["results"]["choice"]["accuracy"])]  # accuracy during training too
     rows = [json.loads(x) for x in (out / "final" / "predictions.jsonl").read_text().splitlines()]
     assert all(len(r["probabilities"]) == 4 and abs(sum(r["probabilities"]) - 1) < 1e-4 for r in rows)
     # the saved model, loaded again by `medtune eval` on the same held-out split, gives the same numbers

@@ -22,8 +22,9 @@ def precision_for(backend: Any, requested: str) -> str:
 
 
 def load_dtype(method: str, precision: str) -> str:
-    """The dtype to load base weights in: half for adapter methods, fp32 masters for full training."""
-    if method in ("lora", "dora") and precision in ("bf16", "fp16"):
+    """The dtype to load base weights in: half for adapter methods (qlora: its non-quantized parts),
+    fp32 masters for full training."""
+    if method in ("lora", "dora", "qlora") and precision in ("bf16", "fp16"):
         return {"bf16": "bfloat16", "fp16": "float16"}[precision]
     return "float32"
 

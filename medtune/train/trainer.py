@@ -77,7 +77,7 @@ class MedtuneTrainer(Trainer):
                                 batch_size=self.mt_eval_batch, device=str(self.args.device))
         if was_training:
             model.train()
-        name = RESULTS[self.mt_scorer][0]
+        name = "choice" if "choice" in scores else RESULTS[self.mt_scorer][0]  # encoders report "choice"
         correct = sum(max(range(len(s)), key=s.__getitem__) == it.answer_index
                       for s, it in zip(scores[name], self.mt_eval_items))
         n = len(self.mt_eval_items)
