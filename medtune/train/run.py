@@ -207,8 +207,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     # --- evaluate the trained model and compare ------------------------------------------------
     model = trainer.model
     model.eval()
-    final = evaluate_items(dataclasses.replace(eval_cfg, out=str(out / "final"), adapter=str(final_dir)
-                                               if final_dir.name == "adapter" else None),
+    trained = {"adapter": str(final_dir)} if final_dir.name == "adapter" else {"model": str(final_dir)}
+    final = evaluate_items(dataclasses.replace(eval_cfg, out=str(out / "final"), **trained),  # manifest hashes it
                            eval_items, data_report, model=model, tokenizer=tokenizer)
     print(format_table(final, "after training:"), flush=True)
     comparison = None
