@@ -127,17 +127,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import os
-
     from medtune.config import describe, load_recipe
 
     if args.help_recipe:
         print("\n".join(describe()))
         return 0
     recipe = load_recipe(args.recipe, args.overrides)
-    for key, value in recipe.env.items():  # before torch is imported (it is not yet)
-        os.environ[str(key)] = str(value)
-    from medtune.train.run import run_train
+    from medtune.train.run import run_train  # imports no torch: run_train sets recipe.env first
 
     summary = run_train(recipe, resume=args.resume)
     print(f"wrote {summary['output']} · run folder {recipe.output_dir} · {summary['total_seconds']:.0f} s")

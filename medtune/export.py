@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import yaml
 
 from medtune.errors import MedtuneError
+from medtune.io import replace_dir
 
 
 def export_run(run: str, out: str, merge: bool = True) -> Path:
@@ -29,11 +29,7 @@ def export_run(run: str, out: str, merge: bool = True) -> Path:
                            trust_remote_code=recipe["model"].get("trust_remote_code", False))
     merged = model.merge_and_unload()
     target = Path(out)
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    merged.save_pretrained(staging, safe_serialization=True)
-    load_tokenizer(ref).save_pretrained(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    with replace_dir(target) as staging:
+        merged.save_pretrained(staging, safe_serialization=True)
+        load_tokenizer(ref).save_pretrained(staging)
     return target

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -35,6 +37,25 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Write one JSON object per line, atomically."""
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+@contextlib.contextmanager
+def replace_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder beside `target`; when the block succeeds, it replaces `target` whole.
+
+    If the block fails, `target` (an earlier result) is left as it was and the staging folder removed."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

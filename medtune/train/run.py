@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import yaml
 
 from medtune.config import Recipe
 from medtune.errors import MedtuneError
-from medtune.io import atomic_write_json, atomic_write_text
+from medtune.io import atomic_write_json, atomic_write_text, replace_dir
 
 
 def load_train_eval(recipe: Recipe) -> tuple[list, list, Any, dict]:
@@ -60,6 +59,8 @@ def _check_resume(out: Path, recipe: Recipe) -> None:
 
 def run_train(recipe: Recipe, resume: bool = False) -> dict:
     """Train per the recipe; returns the run summary (also written to RUN/metrics.json)."""
+    for key, value in recipe.env.items():  # before the first import of torch (below), for every caller
+        os.environ[str(key)] = str(value)
     from transformers import TrainingArguments, set_seed
     from transformers.integrations import TensorBoardCallback
 
@@ -196,13 +197,9 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
 
     # --- save the adapter (or the full model) atomically --------------------------------------
     final_dir = out / ("model" if recipe.method in ("full", "multiple_choice") else "adapter")
-    staging = out / f".{final_dir.name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    staging.rename(final_dir)
+    with replace_dir(final_dir) as staging:
+        trainer.model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
 
     # --- evaluate the trained model and compare ------------------------------------------------
     model = trainer.model

@@ -66,8 +66,9 @@ class MedtuneTrainer(Trainer):
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
-        from medtune.eval.metrics import wilson_ci
+        from medtune.eval.metrics import summarize
         from medtune.eval.run import RESULTS, score_items
+        from medtune.eval.scoring import softmax
 
         model = self.model
         was_training = model.training
@@ -78,11 +79,11 @@ class MedtuneTrainer(Trainer):
         if was_training:
             model.train()
         name = "choice" if "choice" in scores else RESULTS[self.mt_scorer][0]  # encoders report "choice"
-        correct = sum(max(range(len(s)), key=s.__getitem__) == it.answer_index
-                      for s, it in zip(scores[name], self.mt_eval_items))
-        n = len(self.mt_eval_items)
-        lo, hi = wilson_ci(correct, n)
-        metrics = {f"{metric_key_prefix}_accuracy": correct / n, f"{metric_key_prefix}_ci95_low": lo,
+        items = self.mt_eval_items
+        r = summarize([it.answer_index for it in items], [softmax(s) for s in scores[name]],
+                      [it.subject for it in items])
+        lo, hi = r["ci95"]
+        metrics = {f"{metric_key_prefix}_accuracy": r["accuracy"], f"{metric_key_prefix}_ci95_low": lo,
                    f"{metric_key_prefix}_ci95_high": hi, f"{metric_key_prefix}_seconds": time.perf_counter() - t0}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
