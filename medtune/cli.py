@@ -209,6 +209,117 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if result["estimate"]["fits"] else 1
 
 
+def _answer_source(args: argparse.Namespace) -> Any:
+    from medtune.serve.answer import Source, source_from_run
+
+    if args.run:
+        if args.model or args.adapter:
+            raise MedtuneError("give either --run or --model/--adapter, not both", field="--run")
+        return source_from_run(args.run, args.template, args.scorer)
+    return Source(model=args.model, adapter=args.adapter, template=args.template or "auto",
+                  scorer=args.scorer or "letter")
+
+
+def _answerer(args: argparse.Namespace) -> Any:
+    from medtune.serve.answer import Answerer
+
+    return Answerer(_answer_source(args), device=args.device, dtype=args.dtype,
+                    trust_remote_code=args.trust_remote_code)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from medtune.serve.answer import Question, format_answer, read_questions
+
+    if args.file and (args.question or args.option):
+        raise MedtuneError("give questions either with --question/--option or with --file", field="--file")
+    if args.file:
+        questions = read_questions(args.file)
+    else:
+        if not args.question:
+            raise MedtuneError("give a question (--question TEXT --option A --option B ...) or --file F",
+                               field="--question")
+        questions = [Question(args.question, list(args.option or []), args.context)]
+        questions[0].check()
+    answerer = _answerer(args)
+    results = answerer.answer(questions, explain=args.explain, max_new_tokens=args.max_new_tokens)
+    if args.json:
+        out = {"model": answerer.info(), "answers": results}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    for i, (q, r) in enumerate(zip(questions, results)):
+        if len(questions) > 1:
+            print(f"[{q.id or i + 1}] {q.question[:100]}")
+        print(format_answer(q, r))
+    info = answerer.info()
+    print(f"({info['model']}{' + ' + info['adapter'] if info['adapter'] else ''} · {info['scorer']} scorer · "
+          f"{info['backend']['kind']} {info['backend']['dtype']}) {info['notice']}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.ui == args.api:
+        raise MedtuneError("choose one: --ui (the Gradio app) or --api (the HTTP API)", field="--ui/--api")
+    answerer = _answerer(args)
+    print(f"medtune: serving {answerer.ref.name}"
+          f"{' + ' + answerer.source.adapter if answerer.source.adapter else ''} on http://{args.host}:{args.port}"
+          f"{'/docs' if args.api else ''}", file=sys.stderr)
+    if args.api:
+        from medtune.serve.api import serve_api
+
+        serve_api(answerer, args.host, args.port, max_batch=args.max_batch, timeout_s=args.timeout)
+    else:
+        from medtune.serve.app import launch
+
+        launch(answerer, args.host, args.port)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from medtune.eval.report import build_report
+
+    path = build_report(args.run, args.compare, args.out)
+    print(f"medtune: wrote {path} (and its PNGs beside it)")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from medtune.hub import push
+
+    r = push(args.run, args.repo, private=args.private, dry_run=args.dry_run, out=args.out,
+             base_model=args.base_model, license=args.license)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"medtune: {verb} {len(r['files'])} files from {r['folder']} to "
+          f"{'private ' if r['private'] else ''}{r['repo']}:")
+    for name, size in r["files"]:
+        print(f"  {size:>12,}  {name}")
+    if r["uploaded"]:
+        print(f"commit: {r['commit_url']}")
+    return 0
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from medtune.hub import build_space
+
+    out = build_space(args.run, args.out, base_model=args.base_model, title=args.title)
+    print(f"medtune: wrote a Gradio Space to {out}: upload it with "
+          f"`huggingface-cli upload --repo-type space OWNER/NAME {out}` or run `python {out}/app.py`")
+    return 0
+
+
+def _add_answer_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", help="a run folder from medtune train/demo (its base model and adapter)")
+    p.add_argument("--model", help="embedded name (smollm2-135m-instruct, the default), folder or Hub id")
+    p.add_argument("--adapter", help="a PEFT adapter folder or Hub id")
+    p.add_argument("--template", help="auto, chat, plain or hackathon (default: the run's, else auto)")
+    p.add_argument("--scorer", choices=["letter", "cloze"], help="default: the run's eval scorer, else letter")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from medtune.demo import run_demo
 
@@ -307,6 +418,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", action="store_true", help="methods x GPUs: the largest micro-batch that fits")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
+
+    p = verbs.add_parser("ask", help="answer a question: the option probabilities from the eval scorer")
+    p.add_argument("--question", "-q", help="the question text")
+    p.add_argument("--option", "-o", action="append", help="an option (repeat 2 to 10 times, in order A, B, ...)")
+    p.add_argument("--context", help="optional context, e.g. an abstract")
+    p.add_argument("--file", "-f", help="JSON or JSONL questions ({question, options, context?, id?}); - for stdin")
+    p.add_argument("--explain", action="store_true", help="also write a short greedy explanation")
+    p.add_argument("--max-new-tokens", type=int, default=96, help="length bound of the explanation")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_answer_options(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = verbs.add_parser("serve", help="serve a model: the Gradio app (--ui) or the HTTP API (--api)")
+    p.add_argument("--ui", action="store_true", help="the Gradio app")
+    p.add_argument("--api", action="store_true", help="the HTTP API (FastAPI; OpenAPI at /docs)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-batch", type=int, default=32, help="API: questions per shared forward pass")
+    p.add_argument("--timeout", type=float, default=30.0, help="API: seconds before a request gets 504")
+    _add_answer_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = verbs.add_parser("report", help="one self-contained HTML report of a run (plots embedded)")
+    p.add_argument("run", help="a training run folder, or an eval folder")
+    p.add_argument("--compare", metavar="OTHER", help="another run or eval folder to set beside it")
+    p.add_argument("--out", help="folder for report.html and the PNGs (default RUN/report)")
+    p.set_defaults(func=cmd_report)
+
+    p = verbs.add_parser("push", help="publish a run to the Hugging Face Hub: card, adapter, report, manifest")
+    p.add_argument("run", help="a run folder from medtune train/demo")
+    p.add_argument("--repo", required=True, help="the Hub repo id, owner/name")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="build the folder and list what would go up; no upload")
+    p.add_argument("--out", help="where to build the folder (default RUN/hub)")
+    p.add_argument("--base-model", help="the base model's Hub id, when the run used a local folder")
+    p.add_argument("--license", help="the card's license (default: the base model's, else other)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_push)
+
+    p = verbs.add_parser("space", help="write a ready Hugging Face Space folder running the app on a run")
+    p.add_argument("run", help="a run folder from medtune train/demo")
+    p.add_argument("--out", required=True, help="the Space folder to write")
+    p.add_argument("--base-model", help="the base model's Hub id, when the run used a local folder")
+    p.add_argument("--title", help="the Space title")
+    p.set_defaults(func=cmd_space)
 
     p = verbs.add_parser("demo", help="the main job: baseline eval, LoRA fine-tune, eval and comparison on the "
                                       "embedded model and the shipped MedMCQA data (configs/demo-cpu.yaml)")

@@ -94,3 +94,55 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     model.save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_model_dir, sample_jsonl) -> Path:
+    """A finished LoRA run of the tiny random Llama (baseline, adapter, final eval, compare): something to
+    ask, serve, report and push. Its accuracies mean nothing; the machinery is what is tested."""
+    import yaml
+
+    tmp = tmp_path_factory.mktemp("tiny-run")
+    out = tmp / "run"
+    recipe = {"method": "lora", "output_dir": str(out), "model": {"name": str(tiny_model_dir)},
+              "data": {"train": [str(sample_jsonl)], "eval_size": 10},
+              "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+              "train": {"max_steps": 4, "batch_size": 4, "save_steps": 4, "logging_steps": 1, "lr": 1e-2}}
+    path = tmp / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    proc = run_cli("train", str(path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def sample_questions(tiny_run: Path, sample_jsonl: Path) -> list[dict]:
+    """The eval questions of a tiny run, as {id, question, options} in its predictions' order."""
+    by_id = {r["id"]: r for r in map(json.loads, sample_jsonl.read_text().splitlines())}
+    preds = [json.loads(line) for line in (tiny_run / "final" / "predictions.jsonl").read_text().splitlines()]
+    return [{"id": p["id"], "question": by_id[p["id"]]["question"], "options": by_id[p["id"]]["options"]}
+            for p in preds]
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_path() -> str:
+    """The system Chromium for browser tests: required under CI (which installs it), else skip."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI"):
+        pytest.fail("CI must install Debian's chromium for the browser tests (see .ci/run)")
+    pytest.skip("no chromium on this machine (apt-get install chromium)")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

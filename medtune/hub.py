@@ -1,0 +1,275 @@
+"""Share a run: a model card with model-index results, `medtune push` to the Hugging Face Hub, and
+`medtune space`, a ready Gradio Space folder running medtune's app.
+
+Everything that goes up is first built in a local folder (`--dry-run` stops there and lists it),
+then uploaded in one commit through `huggingface_hub`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from medtune.errors import MedtuneError
+from medtune.serve.answer import NOTICE
+
+# the Hub ids of the embedded models (what a Space or a card's base_model names)
+EMBEDDED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
+EMBEDDED_LICENSES = {"smollm2-135m-instruct": "apache-2.0", "minilm-l6": "apache-2.0"}
+# loader format → the benchmark's Hub dataset and its display name
+DATASETS = {"medmcqa": ("openlifescienceai/medmcqa", "MedMCQA"),
+            "medqa": ("GBaker/MedQA-USMLE-4-options", "MedQA-USMLE"),
+            "pubmedqa": ("qiaojin/PubMedQA", "PubMedQA"),
+            "mmlu": ("cais/mmlu", "MMLU (medical subjects)")}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise MedtuneError("missing: not a finished medtune run", path=str(path)) from None
+
+
+def run_info(run: str) -> dict:
+    """What a run folder holds: summary, recipe, final metrics, trained folder, base model."""
+    import yaml
+
+    folder = Path(run)
+    summary = _read_json(folder / "metrics.json")
+    final = _read_json(folder / "final" / "metrics.json")
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text("utf-8")) if (folder / "recipe.yaml").is_file() else {}
+    trained = Path(summary["output"])
+    if not trained.is_dir():
+        trained = folder / trained.name
+    if not trained.is_dir():
+        raise MedtuneError("the trained adapter/model folder is missing", path=str(trained))
+    return {"folder": folder, "summary": summary, "final": final, "recipe": recipe, "trained": trained,
+            "is_adapter": trained.name == "adapter", "model_name": (recipe.get("model") or {}).get("name")}
+
+
+def base_model_id(info: dict, override: str | None = None) -> str | None:
+    """The base model's Hub id: --base-model, the embedded model's id, the recipe's Hub id, else None."""
+    from medtune.models import HUB_ID
+
+    if override:
+        return override
+    name = info["model_name"]
+    if name in EMBEDDED_HUB_IDS:
+        return EMBEDDED_HUB_IDS[name]
+    if name and HUB_ID.fullmatch(name) and not Path(name).exists():
+        return name
+    return None
+
+
+def datasets_of(final: dict) -> list[tuple[str, str]]:
+    """(Hub id, display name) of each benchmark the final evaluation read."""
+    out = []
+    for src in final["manifest"]["data"]["sources"]:
+        path, fmt = str(src.get("path", "")), src.get("format")
+        if path.startswith("hf:"):
+            hub = path[3:].split(":")[0]
+            entry = (hub, hub)
+        elif fmt in DATASETS:
+            entry = DATASETS[fmt]
+        else:
+            continue
+        if entry not in out:
+            out.append(entry)
+    return out
+
+
+def build_card(info: dict, repo: str, base_model: str | None = None, license: str | None = None) -> Any:
+    """The model card (huggingface_hub.ModelCard) with metadata and model-index results."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    summary, final = info["summary"], info["final"]
+    base = base_model_id(info, base_model)
+    lic = license or EMBEDDED_LICENSES.get(info["model_name"] or "", "other")
+    data = datasets_of(final)
+    split_how = (summary.get("split") or {}).get("how", "")
+    results = []
+    bench = data[0] if data else ("local", "local multiple-choice questions")
+    for name, r in final["results"].items():
+        lo, hi = r["ci95"]
+        results.append(EvalResult(
+            task_type="multiple-choice", task_name="Multiple-choice question answering",
+            dataset_type=bench[0], dataset_name=f"{bench[1]} ({summary.get('eval_questions')} held-out questions)",
+            dataset_split="held-out", metric_type="accuracy", metric_value=round(r["accuracy"], 4),
+            metric_name=f"accuracy, {name} scorer (95% CI {lo:.3f}-{hi:.3f})",
+            verified=False))
+    method = summary.get("method")
+    tags = ["medtune", "medical", "clinical", "multiple-choice"] + ([method] if method else []) + \
+        (["peft", "lora"] if info["is_adapter"] and method != "lora" else [])
+    card_data = ModelCardData(
+        base_model=base, library_name="peft" if info["is_adapter"] else "transformers", license=lic,
+        datasets=[d[0] for d in data] or None, tags=tags, language=["en"],
+        pipeline_tag="text-generation" if info["is_adapter"] or method == "full" else "multiple-choice",
+        model_name=repo, eval_results=results)
+    text = _card_text(info, repo, base, data, split_how)
+    content = f"---\n{card_data.to_yaml()}\n---\n{text}"
+    return ModelCard(content)
+
+
+def _card_text(info: dict, repo: str, base: str | None, data: list, split_how: str) -> str:
+    s = info["summary"]
+    cmp_rows = (s.get("compare") or {}).get("rows") or []
+    lines = [f"# {repo}", "", f"> {NOTICE}", "",
+             f"A `{s.get('method')}` fine-tune of `{base or s.get('model')}` for clinical multiple-choice "
+             f"question answering, trained and evaluated with medtune.", "",
+             "## Results", "",
+             f"Held-out questions: {s.get('eval_questions')} ({split_how}); trained on "
+             f"{s.get('train_questions')} questions for {s.get('steps')} steps in {s.get('precision')}.", "",
+             "| scorer | before | 95% CI | after | 95% CI | difference | McNemar p |",
+             "|---|---|---|---|---|---|---|"]
+    for r in cmp_rows:
+        b, n = r["base"], r["new"]
+        lines.append(f"| {r['result']} | {b['accuracy']:.3f} | {b['ci95'][0]:.3f}-{b['ci95'][1]:.3f} | "
+                     f"{n['accuracy']:.3f} | {n['ci95'][0]:.3f}-{n['ci95'][1]:.3f} | {r['difference']:+.3f} | "
+                     f"{r['mcnemar']['p_value']:.3g} |")
+    if not cmp_rows:
+        for name, r in info["final"]["results"].items():
+            lines.append(f"| {name} | | | {r['accuracy']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} | | |")
+    b = info["final"]["baselines"]
+    mf = b["most_frequent_letter"]
+    lines += ["", f"Baselines on the same questions: chance {b['chance']:.3f}; always answering "
+                  f"{mf['letter']!r}, the most frequent gold letter, {mf['accuracy']:.3f} "
+                  f"({mf['ci95'][0]:.3f}-{mf['ci95'][1]:.3f}). A model that does not beat that interval has not "
+                  "shown clinical knowledge beyond the answer prior.", "",
+              "Accuracies use the log-likelihood scorers of `medtune eval` (the same rule as "
+              "lm-evaluation-harness); intervals are 95% Wilson intervals; the before/after test is an exact "
+              "McNemar test on the same questions. `report/report.html` has the curves, per-subject accuracy, "
+              "calibration and confusion matrices; `manifest.json` the versions, backend and data hashes.", "",
+              "## Use", ""]
+    if info["is_adapter"]:
+        lines += ["```python", "from transformers import AutoModelForCausalLM", "from peft import PeftModel", "",
+                  f"base = AutoModelForCausalLM.from_pretrained({base or 'BASE_MODEL'!r})",
+                  f"model = PeftModel.from_pretrained(base, {repo!r})", "```", "",
+                  f"or `medtune ask --model {base or 'BASE_MODEL'} --adapter {repo} -q ... -o ... -o ...`."]
+    else:
+        lines += [f"`medtune ask --model {repo} -q ... -o ... -o ...`"]
+    lines += ["", "## Training data", ""] + [f"- [{d[1]}](https://huggingface.co/datasets/{d[0]})" for d in data]
+    lines += ["", "## Limitations", "",
+              "Multiple-choice accuracy on a benchmark says little about safe clinical use. The model can be "
+              "confidently wrong; it must not be used for diagnosis or treatment decisions."]
+    return "\n".join(lines) + "\n"
+
+
+def build_push_folder(run: str, out: str, repo: str, base_model: str | None = None,
+                      license: str | None = None) -> Path:
+    """The exact folder `medtune push` uploads: card, adapter (or model), report, manifest, metrics."""
+    from medtune.eval.report import build_report
+    from medtune.io import replace_dir
+
+    info = run_info(run)
+    card = build_card(info, repo, base_model, license)
+    with replace_dir(out) as tmp:
+        for f in sorted(info["trained"].iterdir()):
+            if f.is_file() and f.name != "README.md":
+                shutil.copy2(f, tmp / f.name)
+        base = base_model_id(info, base_model)
+        config = tmp / "adapter_config.json"
+        if base and config.is_file():  # point the adapter at the Hub base, not this machine's cache
+            cfg = json.loads(config.read_text("utf-8"))
+            cfg["base_model_name_or_path"] = base
+            config.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        build_report(run, out=str(tmp / "report"))
+        for name in ("manifest.json", "metrics.json", "recipe.yaml"):
+            if (info["folder"] / name).is_file():
+                shutil.copy2(info["folder"] / name, tmp / name)
+        (tmp / "README.md").write_text(str(card), encoding="utf-8")
+    return Path(out)
+
+
+def list_folder(folder: Path) -> list[tuple[str, int]]:
+    return [(str(p.relative_to(folder)), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
+
+
+def push(run: str, repo: str, *, private: bool = False, dry_run: bool = False, out: str | None = None,
+         base_model: str | None = None, license: str | None = None, token: str | None = None) -> dict:
+    """Build the folder, then (unless dry_run) create the repo and upload it in one commit."""
+    from medtune.models import HUB_ID
+
+    if not HUB_ID.fullmatch(repo):
+        raise MedtuneError("must be a Hub repo id: owner/name", path=repo, field="--repo")
+    folder = build_push_folder(run, out or str(Path(run) / "hub"), repo, base_model, license)
+    files = list_folder(folder)
+    result = {"repo": repo, "private": private, "folder": str(folder), "files": files, "uploaded": False}
+    if dry_run:
+        return result
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo, private=private, exist_ok=True)
+        commit = api.upload_folder(repo_id=repo, folder_path=str(folder),
+                                   commit_message=f"medtune: {Path(run).resolve().name}")
+    except HfHubHTTPError as err:
+        raise MedtuneError(f"the Hub refused the upload: {' '.join(str(err).split())[:300]}", path=repo,
+                           field="--repo") from None
+    except OSError as err:
+        raise MedtuneError(f"cannot reach the Hub: {' '.join(str(err).split())[:200]} (offline? use --dry-run)",
+                           path=repo, field="--repo") from None
+    result.update(uploaded=True, url=str(url), commit=commit.oid, commit_url=commit.commit_url)
+    return result
+
+
+SPACE_APP = '''"""A Hugging Face Space running medtune's app: {title}.
+
+{notice}
+"""
+from medtune.serve.answer import Answerer, Source
+from medtune.serve.app import CSS, build_app
+
+SOURCE = Source(model={model!r}, adapter={adapter!r}, template={template!r}, scorer={scorer!r})
+demo = build_app(Answerer(SOURCE))
+
+if __name__ == "__main__":
+    demo.launch(css=CSS)
+'''
+
+
+def build_space(run: str, out: str, base_model: str | None = None, title: str | None = None) -> Path:
+    """A Space folder: app.py, requirements.txt, README.md with Space metadata, the adapter (or model)
+    and a copy of the medtune package the app imports."""
+    import importlib.metadata as md
+
+    import medtune
+    from medtune.io import replace_dir
+    from medtune.serve.answer import source_from_run
+
+    info = run_info(run)
+    src = source_from_run(run)
+    base = base_model_id(info, base_model)
+    if info["is_adapter"] and not base:
+        raise MedtuneError("the base model is a local folder with no Hub id; a Space needs one: pass "
+                           "--base-model OWNER/NAME (or a folder path for a local test)", field="--base-model")
+    title = title or f"medtune {info['summary'].get('method')} {Path(run).resolve().name}"
+    with replace_dir(out) as tmp:
+        trained = "adapter" if info["is_adapter"] else "model"
+        shutil.copytree(info["trained"], tmp / trained)
+        shutil.copytree(Path(medtune.__file__).parent, tmp / "medtune",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        app = SPACE_APP.format(title=title, notice=NOTICE, model=base if info["is_adapter"] else trained,
+                               adapter=trained if info["is_adapter"] else None, template=src.template,
+                               scorer=src.scorer)
+        (tmp / "app.py").write_text(app, encoding="utf-8")
+        reqs = [r for r in (md.requires("medtune") or []) if "extra ==" not in r]
+        reqs = [r.replace("torch==", "torch>=") if r.startswith("torch") else r for r in reqs]
+        reqs += [f"gradio=={md.version('gradio')}"]
+        (tmp / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
+        lic = EMBEDDED_LICENSES.get(info["model_name"] or "", "other")
+        meta = {"title": title[:60], "emoji": "🩺", "colorFrom": "blue", "colorTo": "indigo", "sdk": "gradio",
+                "sdk_version": md.version("gradio"), "app_file": "app.py", "pinned": False, "license": lic,
+                "models": [base] if base and not Path(base).exists() else [],
+                "short_description": "Clinical multiple-choice QA (research tool)"}
+        import yaml
+
+        (tmp / "README.md").write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)}---\n\n"
+                                       f"# {title}\n\n{NOTICE}\n\nAnswers clinical multiple-choice questions with "
+                                       f"per-option probabilities (the `{src.scorer}` scorer of `medtune eval`).\n",
+                                       encoding="utf-8")
+    return Path(out)

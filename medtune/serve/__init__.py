@@ -1,0 +1,1 @@
+"""Answering: the predictor, the Gradio app and the HTTP API."""

@@ -1,0 +1,239 @@
+"""Answer questions with a model: the one predictor behind `medtune ask`, the Gradio app and the HTTP API.
+
+Probabilities come from the same scorer as `medtune eval` (softmax over the options' scores), so the
+same question gives the same probabilities here as in an eval's predictions.jsonl, every time: no
+sampling anywhere. `--explain` adds a greedy, length-bounded explanation after the chosen answer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
+from medtune.errors import MedtuneError
+
+NOTICE = ("Research tool, not medical advice: answers come from a language model, can be wrong, and must not "
+          "guide the care of a patient.")
+MAX_QUESTION_CHARS = 4000
+MAX_OPTION_CHARS = 1000
+MAX_CONTEXT_CHARS = 12000
+
+
+@dataclass
+class Question:
+    """A question to answer: text, 2-10 options, optional context (e.g. a PubMed abstract)."""
+
+    question: str
+    options: list[str]
+    context: str | None = None
+    id: str | None = None
+
+    def check(self, where: str = "question") -> None:
+        """Raise a one-line MedtuneError naming the field when the question is out of bounds."""
+        if not isinstance(self.question, str) or not self.question.strip():
+            raise MedtuneError("must be a non-empty string", field=f"{where}.question")
+        if len(self.question) > MAX_QUESTION_CHARS:
+            raise MedtuneError(f"is {len(self.question)} characters; at most {MAX_QUESTION_CHARS}",
+                               field=f"{where}.question")
+        if not isinstance(self.options, (list, tuple)) or not MIN_OPTIONS <= len(self.options) <= MAX_OPTIONS:
+            n = len(self.options) if isinstance(self.options, (list, tuple)) else "no list of"
+            raise MedtuneError(f"{n} options; give {MIN_OPTIONS} to {MAX_OPTIONS}", field=f"{where}.options")
+        for i, opt in enumerate(self.options):
+            if not isinstance(opt, str) or not opt.strip():
+                raise MedtuneError("must be a non-empty string", field=f"{where}.options[{i}]")
+            if len(opt) > MAX_OPTION_CHARS:
+                raise MedtuneError(f"is {len(opt)} characters; at most {MAX_OPTION_CHARS}",
+                                   field=f"{where}.options[{i}]")
+        if self.context is not None and len(self.context) > MAX_CONTEXT_CHARS:
+            raise MedtuneError(f"is {len(self.context)} characters; at most {MAX_CONTEXT_CHARS}",
+                               field=f"{where}.context")
+
+    def to_item(self, index: int = 0) -> MCQItem:
+        # text as given, so that a question scores exactly as in `medtune eval`; answer_index is a
+        # placeholder (answering never reads the gold answer)
+        return MCQItem(id=self.id or f"q{index}", question=self.question, options=tuple(self.options),
+                       answer_index=0, context=self.context or None)
+
+
+@dataclass
+class Source:
+    """What to load: a base model, optionally an adapter, and the template/scorer to answer with."""
+
+    model: str | None = None
+    adapter: str | None = None
+    template: str = "auto"
+    scorer: str = "letter"
+    run: str | None = None
+    base_hub_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def source_from_run(run: str, template: str | None = None, scorer: str | None = None) -> Source:
+    """A training run folder → its base model and adapter (or its trained model), with the template and
+    scorer its final evaluation used, so that answers match that evaluation's predictions."""
+    import yaml
+
+    folder = Path(run)
+    summary_path, recipe_path = folder / "metrics.json", folder / "recipe.yaml"
+    if not summary_path.is_file() or not recipe_path.is_file():
+        raise MedtuneError("not a finished training run (no metrics.json and recipe.yaml); pass a folder "
+                           "written by medtune train or medtune demo", path=str(folder), field="--run")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
+    trained = Path(summary["output"])
+    if not trained.is_absolute() and not trained.exists():
+        trained = folder / trained.name
+    final = folder / "final" / "metrics.json"
+    man = json.loads(final.read_text(encoding="utf-8"))["manifest"] if final.is_file() else {}
+    tpl = template or man.get("template") or summary.get("template") or "auto"
+    sc = scorer or (man.get("scorers") or [recipe.get("train", {}).get("eval_scorer", "letter")])[0]
+    if trained.name == "adapter":
+        return Source(model=recipe["model"]["name"], adapter=str(trained), template=tpl, scorer=sc, run=str(folder))
+    return Source(model=str(trained), adapter=None, template=tpl, scorer=sc, run=str(folder))
+
+
+class Answerer:
+    """A loaded model that answers questions; thread-safe (one forward pass at a time)."""
+
+    def __init__(self, source: Source, *, device: str | None = None, dtype: str = "auto",
+                 batch_size: int | None = None, trust_remote_code: bool = False):
+        from medtune.backend import select_backend
+        from medtune.data.prompts import resolve_template
+        from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+        from medtune.train.multiple_choice import is_multiple_choice
+
+        if source.scorer not in ("letter", "cloze"):
+            raise MedtuneError(f"unknown scorer {source.scorer!r}; choose letter or cloze", field="--scorer")
+        self.source = source
+        self.backend = select_backend(device, dtype)
+        self.ref = resolve_model(source.model)
+        self.tokenizer = load_tokenizer(self.ref, trust_remote_code)
+        if model_kind(self.ref, trust_remote_code) == "encoder":
+            if source.adapter:
+                raise MedtuneError("encoders are fine-tuned whole: pass the run's model/ folder", field="--adapter")
+            self.model = load_encoder(self.ref, self.backend, trust_remote_code)
+        else:
+            self.model = load_causal_lm(self.ref, self.backend, source.adapter, trust_remote_code)
+        self.is_encoder = is_multiple_choice(self.model)
+        self.template = "none" if self.is_encoder else resolve_template(source.template, self.tokenizer)
+        self.scorer = "choice" if self.is_encoder else source.scorer
+        self.batch_size = batch_size or (8 if self.backend.kind == "cpu" else 64)
+        self._lock = threading.Lock()
+
+    def info(self) -> dict:
+        """What answers: model, adapter, backend, template and scorer (shown by the app and GET /v1/model)."""
+        from medtune import __version__
+
+        return {"model": self.ref.name, "model_note": self.ref.note, "adapter": self.source.adapter,
+                "run": self.source.run, "backend": self.backend.to_dict(), "template": self.template,
+                "scorer": self.scorer, "medtune": __version__, "notice": NOTICE}
+
+    def answer(self, questions: Sequence[Question], explain: bool = False,
+               max_new_tokens: int = 96) -> list[dict]:
+        """One result per question: letter, text, index and every option's probability."""
+        import torch
+
+        from medtune.eval.run import score_items
+        from medtune.eval.scoring import softmax
+
+        for i, q in enumerate(questions):
+            q.check(f"questions[{i}]" if len(questions) > 1 else "question")
+        items = [q.to_item(i) for i, q in enumerate(questions)]
+        with self._lock, torch.inference_mode():
+            scores, _ = score_items(self.model, self.tokenizer, items, self.scorer, self.template,
+                                    batch_size=self.batch_size, device=self.backend.device)
+        name = next(iter(scores))
+        out = []
+        for item, s in zip(items, scores[name]):
+            p = softmax(s)
+            best = max(range(len(p)), key=lambda j: p[j])
+            out.append({"answer": LETTERS[best], "answer_text": item.options[best], "index": best,
+                        "probabilities": {LETTERS[j]: p[j] for j in range(len(p))},
+                        "scores": list(s), "scorer": name})
+        if explain:
+            for item, row in zip(items, out):
+                row["explanation"] = self.explain(item, row["index"], max_new_tokens)
+        return out
+
+    def explain(self, item: MCQItem, index: int, max_new_tokens: int = 96) -> str | None:
+        """A greedy explanation of the chosen option (None for encoders, which cannot write)."""
+        import torch
+
+        from medtune.data.prompts import render
+
+        if self.is_encoder:
+            return None
+        prompt = render(item, self.template, self.tokenizer).prompt
+        prompt += f"{LETTERS[index]}. {item.options[index]}\nExplanation:"
+        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.backend.device)
+        with self._lock, torch.inference_mode():
+            gen = self.model.generate(**ids, do_sample=False, max_new_tokens=max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        text = self.tokenizer.decode(gen[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        return text.strip()
+
+
+def read_questions(path: str) -> list[Question]:
+    """Questions from a JSON file (a list, one object, or {"questions": [...]}) or JSONL; '-' is stdin."""
+    raw = sys.stdin.read() if path == "-" else _read(path)
+    where = "<stdin>" if path == "-" else path
+    try:
+        data = json.loads(raw)
+        rows = data["questions"] if isinstance(data, dict) and "questions" in data else data
+        rows = rows if isinstance(rows, list) else [rows]
+        lines = [None] * len(rows)
+    except json.JSONDecodeError:
+        rows, lines = [], []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise MedtuneError(f"not JSON: {err.msg} (column {err.colno})", path=where, line=n) from None
+            lines.append(n)
+    out = []
+    for i, (row, line) in enumerate(zip(rows, lines)):
+        if not isinstance(row, dict):
+            raise MedtuneError("each question must be an object with question and options", path=where,
+                               line=line, field=f"questions[{i}]")
+        for key in ("question", "options"):
+            if key not in row:
+                raise MedtuneError("missing", path=where, line=line, field=f"questions[{i}].{key}")
+        q = Question(question=row["question"], options=row["options"], context=row.get("context"),
+                     id=str(row["id"]) if row.get("id") is not None else None)
+        try:
+            q.check(f"questions[{i}]")
+        except MedtuneError as err:
+            raise MedtuneError(err.message, path=where, line=line, field=err.field) from None
+        out.append(q)
+    if not out:
+        raise MedtuneError("no questions found", path=where)
+    return out
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MedtuneError("no such file", path=path) from None
+    except UnicodeDecodeError as err:
+        raise MedtuneError(f"not UTF-8 (byte {err.start})", path=path) from None
+
+
+def format_answer(q: Question, result: dict, width: int = 30) -> str:
+    """A terminal rendering: the answer, then a bar per option."""
+    lines = [f"answer: {result['answer']}. {result['answer_text']}"]
+    for j, opt in enumerate(q.options):
+        letter = LETTERS[j]
+        p = result["probabilities"][letter]
+        mark = "▶" if letter == result["answer"] else " "
+        lines.append(f" {mark} {letter}. {opt[:40]:<40} {'█' * round(p * width):<{width}} {p:6.1%}")
+    if result.get("explanation"):
+        lines.append(f"explanation: {result['explanation']}")
+    return "\n".join(lines)

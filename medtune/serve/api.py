@@ -1,0 +1,241 @@
+"""`medtune serve --api`: a FastAPI app over one Answerer.
+
+Requests that arrive while the model is busy are queued and answered together in the next forward
+pass (dynamic batching, up to `max_batch` questions), so many concurrent clients cost a few large
+passes rather than many small ones. Every request has a timeout (504 when it passes); inputs out of
+bounds get 422 with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from medtune.data.schema import MAX_OPTIONS, MIN_OPTIONS
+from medtune.errors import MedtuneError
+from medtune.serve.answer import (MAX_CONTEXT_CHARS, MAX_OPTION_CHARS, MAX_QUESTION_CHARS, NOTICE, Answerer,
+                                  Question)
+
+MAX_BATCH_QUESTIONS = 64
+
+
+def _clean(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError(f"{what} must not be blank")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text (lone surrogate)") from None
+    if "\x00" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return value
+
+
+class QuestionIn(BaseModel):
+    """One question with 2 to 10 options."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "question": "Which nerve supplies the deltoid muscle?",
+        "options": ["Radial nerve", "Axillary nerve", "Ulnar nerve", "Median nerve"]}]})
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    options: list[Annotated[str, Field(min_length=1, max_length=MAX_OPTION_CHARS)]] = Field(
+        min_length=MIN_OPTIONS, max_length=MAX_OPTIONS)
+    context: str | None = Field(default=None, max_length=MAX_CONTEXT_CHARS)
+    id: str | None = Field(default=None, max_length=200)
+
+    @field_validator("question", "context", "id")
+    @classmethod
+    def _text(cls, v: str | None, info: Any) -> str | None:
+        return _clean(v, info.field_name)
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: list[str]) -> list[str]:
+        return [_clean(o, f"option {chr(65 + i)}") for i, o in enumerate(v)]  # type: ignore[misc]
+
+
+class BatchIn(BaseModel):
+    """Many questions in one request."""
+
+    model_config = ConfigDict(extra="forbid")
+    questions: list[QuestionIn] = Field(min_length=1, max_length=MAX_BATCH_QUESTIONS)
+
+
+class AnswerOut(BaseModel):
+    id: str | None = None
+    answer: str = Field(description="the letter of the most probable option")
+    answer_text: str
+    index: int
+    probabilities: dict[str, float] = Field(description="softmax over the options' scores, by letter")
+    scorer: str
+
+
+class AnswersOut(BaseModel):
+    answers: list[AnswerOut]
+    model: str
+    adapter: str | None
+    seconds: float
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class Batcher:
+    """Collects the questions of concurrent requests and answers them in shared forward passes."""
+
+    def __init__(self, answerer: Answerer, max_batch: int = 32, max_wait_s: float = 0.005):
+        self.answerer = answerer
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.queue: asyncio.Queue | None = None
+        self.stats = {"requests": 0, "questions": 0, "forward_batches": 0, "largest_batch": 0}
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Run the batching task on the current event loop (again, if the app moved to another loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop, self.queue = loop, asyncio.Queue()
+            self._task = loop.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def submit(self, questions: list[Question]) -> list[dict]:
+        self.start()
+        fut = asyncio.get_running_loop().create_future()
+        await self.queue.put((questions, fut))  # type: ignore[union-attr]
+        return await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.queue is not None
+        while True:
+            pending = [await self.queue.get()]
+            n = len(pending[0][0])
+            deadline = loop.time() + self.max_wait_s
+            while n < self.max_batch:
+                try:
+                    nxt = self.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self.queue.get(), left)
+                    except (asyncio.TimeoutError, TimeoutError):
+                        break
+                pending.append(nxt)
+                n += len(nxt[0])
+            pending = [(qs, fut) for qs, fut in pending if not fut.done()]  # timed out meanwhile
+            if not pending:
+                continue
+            flat = [q for qs, _ in pending for q in qs]
+            try:
+                results = await loop.run_in_executor(None, self.answerer.answer, flat)
+            except Exception as err:  # noqa: BLE001 - handed to each waiting request
+                for _, fut in pending:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            self.stats["forward_batches"] += 1
+            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(flat))
+            start = 0
+            for qs, fut in pending:
+                if not fut.done():
+                    fut.set_result(results[start:start + len(qs)])
+                start += len(qs)
+
+
+def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30.0,
+               max_wait_s: float = 0.005) -> Any:
+    """The FastAPI app: POST /v1/answer, GET /v1/model, GET /healthz (OpenAPI at /openapi.json)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    batcher = Batcher(answerer, max_batch=max_batch, max_wait_s=max_wait_s)
+
+    @asynccontextmanager
+    async def lifespan(app: Any):  # noqa: ANN202
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    from medtune import __version__
+
+    app = FastAPI(title="medtune", version=__version__, lifespan=lifespan,
+                  description=f"Clinical multiple-choice answering. {NOTICE}")
+    app.state.batcher = batcher
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        # the body is either one question or {"questions": [...]}: report the form the client meant
+        meant = "BatchIn" if isinstance(exc.body, dict) and "questions" in exc.body else "QuestionIn"
+        errors = [e for e in errors if meant in e.get("loc", ())] or errors
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        loc = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "QuestionIn", "BatchIn"))
+        message = f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+        return JSONResponse(status_code=422, content={"error": message,
+                                                      "detail": _jsonable(exc.errors())})
+
+    @app.exception_handler(MedtuneError)
+    async def _medtune(request: Request, exc: MedtuneError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": str(exc)})
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", **batcher.stats}
+
+    @app.get("/v1/model")
+    async def model_info() -> dict:
+        return answerer.info()
+
+    @app.post("/v1/answer", response_model=AnswersOut,
+              responses={422: {"model": ErrorOut}, 504: {"model": ErrorOut}})
+    async def answer(body: Union[QuestionIn, BatchIn]) -> Any:
+        rows = body.questions if isinstance(body, BatchIn) else [body]
+        questions = [Question(r.question, list(r.options), r.context, r.id) for r in rows]
+        t0 = time.perf_counter()
+        batcher.stats["requests"] += 1
+        batcher.stats["questions"] += len(questions)
+        try:
+            results = await asyncio.wait_for(batcher.submit(questions), timeout_s)
+        except (asyncio.TimeoutError, TimeoutError):
+            return JSONResponse(status_code=504, content={"error": f"no answer within {timeout_s:g} s; "
+                                                                   "retry, or send fewer questions"})
+        answers = [AnswerOut(id=q.id, answer=r["answer"], answer_text=r["answer_text"], index=r["index"],
+                             probabilities=r["probabilities"], scorer=r["scorer"])
+                   for q, r in zip(questions, results)]
+        return AnswersOut(answers=answers, model=answerer.ref.name, adapter=answerer.source.adapter,
+                          seconds=time.perf_counter() - t0)
+
+    return app
+
+
+def _jsonable(errors: list) -> list:
+    out = []
+    for e in errors:
+        out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": e.get("type")})
+    return out
+
+
+def serve_api(answerer: Answerer, host: str, port: int, **kwargs: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(answerer, **kwargs), host=host, port=port, log_level="info")
