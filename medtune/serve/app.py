@@ -89,7 +89,7 @@ def build_app(answerer: Answerer, examples: bool = True) -> Any:
                 question = gr.Textbox(label="Question", lines=3, elem_id="medtune-question")
                 option_boxes = [gr.Textbox(label=f"Option {LETTERS[i]}", visible=i < START_OPTIONS,
                                            elem_id=f"medtune-option-{LETTERS[i]}") for i in range(MAX_OPTIONS)]
-                count = gr.Number(value=START_OPTIONS, visible=False, precision=0)
+                count = gr.State(START_OPTIONS)
                 with gr.Row():
                     add = gr.Button("+ option", elem_id="medtune-add", size="sm")
                     remove = gr.Button("− option", elem_id="medtune-remove", size="sm")

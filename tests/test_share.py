@@ -1,0 +1,234 @@
+"""The Gradio app in headless Chromium, the HTML report, Hub publishing (against a local stand-in for the
+Hub's HTTP endpoints) and the Space folder, on a tiny random Llama run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from conftest import CHROMIUM_ARGS, chromium_path, free_port, run_cli, sample_questions
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_app_in_a_real_browser_matches_ask(browser, tiny_run, sample_jsonl, tmp_path):
+    from medtune.serve.answer import Answerer, source_from_run
+    from medtune.serve.app import CSS, build_app
+
+    q = next(q for q in sample_questions(tiny_run, sample_jsonl) if len(q["options"]) == 5)  # needs "+ option"
+    answerer = Answerer(source_from_run(str(tiny_run)), device="cpu")
+    demo = build_app(answerer)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=90_000)
+        page.wait_for_selector("#medtune-go", timeout=90_000)
+        assert "not medical advice" in page.locator("#medtune-notice").inner_text()
+        assert "adapter" in page.locator("#medtune-model").inner_text()
+        assert not page.locator("#medtune-option-E textarea").is_visible()
+        for button, box, state in (("add", "E", "visible"), ("add", "F", "visible"), ("remove", "F", "hidden")):
+            page.locator(f"#medtune-{button}").click()  # 4 → 5 → 6 → 5 option boxes
+            page.wait_for_selector(f"#medtune-option-{box} textarea", state=state, timeout=20_000)
+        assert page.locator("#medtune-option-E textarea").is_visible()
+        page.locator("#medtune-question textarea").fill(q["question"])
+        for letter, text in zip("ABCDE", q["options"]):
+            page.locator(f"#medtune-option-{letter} textarea").fill(text)
+        page.locator("#medtune-go").click()
+        page.wait_for_selector("#medtune-answer", timeout=60_000)
+        shown = page.locator("#medtune-answer").get_attribute("data-answer")
+        rows = page.locator("#medtune-answer .mt-row")
+        probs = {rows.nth(i).get_attribute("data-letter"): float(rows.nth(i).get_attribute("data-prob"))
+                 for i in range(rows.count())}
+        widths = [rows.nth(i).locator(".mt-fill").evaluate("e => e.getBoundingClientRect().width")
+                  for i in range(rows.count())]
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+    finally:
+        demo.close()
+    args = ["ask", "--run", str(tiny_run), "--json", "-q", q["question"]] + sum([["-o", o] for o in q["options"]], [])
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    want = json.loads(proc.stdout)["answers"][0]
+    assert shown == want["answer"]
+    assert list(probs) == ["A", "B", "C", "D", "E"]
+    assert probs == pytest.approx(want["probabilities"], abs=1e-6)
+    # the bars are drawn in proportion to the probabilities
+    top = max(probs, key=probs.get)
+    assert widths[list(probs).index(top)] == max(widths) and min(widths) >= 0
+    assert (tmp_path / "app.png").stat().st_size > 10_000
+
+
+def test_report_is_one_self_contained_file(browser, tiny_run, tmp_path):
+    proc = run_cli("report", str(tiny_run), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    html_path = tmp_path / "report" / "report.html"
+    for png in ("accuracy", "subjects", "reliability", "confusion", "letters", "curves"):
+        assert (tmp_path / "report" / f"{png}.png").stat().st_size > 5_000
+    text = html_path.read_text()
+    assert "src=\"data:image/png;base64," in text and "http" not in re.sub(r"<pre id=\"manifest\">.*?</pre>", "",
+                                                                              text, flags=re.S)
+    final = json.loads((tiny_run / "final" / "metrics.json").read_text())["results"]["letter"]
+    page = browser.new_page()
+    page.goto(html_path.as_uri())
+    assert page.locator("img").count() == 6
+    assert all(w > 0 for w in page.evaluate("Array.from(document.images).map(i => i.naturalWidth)"))
+    table = page.locator("#accuracy").inner_text()
+    assert f"{final['accuracy']:.3f}" in table and f"[{final['ci95'][0]:.3f}, {final['ci95'][1]:.3f}]" in table
+    assert "p-value" in page.locator("#tests").inner_text()
+    assert '"git_commit"' in page.locator("#manifest").text_content()
+
+
+def test_push_dry_run_builds_a_card_that_parses(tiny_run, tmp_path):
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "hub"
+    proc = run_cli("push", str(tiny_run), "--repo", "someone/tiny-medtune", "--dry-run", "--out", str(out),
+                   "--base-model", "someone/tiny-base")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"medtune: would upload {len(list(p for p in out.rglob('*') if p.is_file()))} "
+                                  f"files from {out} to someone/tiny-medtune:")
+    for name in ("README.md", "adapter_config.json", "adapter_model.safetensors", "manifest.json",
+                 "report/report.html"):
+        assert f"  {name}\n" in proc.stdout
+    card = ModelCard.load(out / "README.md")
+    final = json.loads((tiny_run / "final" / "metrics.json").read_text())["results"]["letter"]
+    assert card.data.base_model == "someone/tiny-base" and card.data.library_name == "peft"
+    assert card.data.license == "other" and "medtune" in card.data.tags
+    [res] = card.data.eval_results
+    assert res.task_type == "multiple-choice" and res.metric_type == "accuracy"
+    assert res.metric_value == round(final["accuracy"], 4)
+    assert f"95% CI {final['ci95'][0]:.3f}-{final['ci95'][1]:.3f}" in res.metric_name
+    assert "McNemar" in card.text and "not medical advice" in card.text
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "someone/tiny-base"
+
+
+class FakeHub(BaseHTTPRequestHandler):
+    """The Hub endpoints `huggingface_hub` calls to create a repo and commit a folder."""
+
+    calls: list = []
+    files: dict = {}
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _json(self, obj, code=200):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):  # noqa: N802
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.calls.append((self.path, self.headers.get("authorization")))
+        if self.path == "/api/repos/create":
+            payload = json.loads(raw)
+            self.calls.append(("create", payload))
+            return self._json({"url": f"http://{self.headers['Host']}/{payload['organization']}/{payload['name']}"})
+        if self.path == "/api/validate-yaml":
+            return self._json({})
+        if "/preupload/" in self.path:
+            files = json.loads(raw)["files"]
+            return self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                         for f in files]})
+        if "/commit/" in self.path:
+            for line in raw.decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    self.files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            return self._json({"commitUrl": f"http://{self.headers['Host']}/someone/tiny-medtune/commit/" + "a" * 40,
+                               "commitOid": "a" * 40})
+        return self._json({"error": f"unexpected {self.path}"}, 404)
+
+
+def test_push_uploads_the_exact_folder_through_huggingface_hub(tiny_run, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "HF_TOKEN": "hf_fake_token",
+               "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        out = tmp_path / "hub"
+        proc = run_cli("push", str(tiny_run), "--repo", "someone/tiny-medtune", "--private", "--out", str(out),
+                       "--base-model", "someone/tiny-base", env=env)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"commit: {env['HF_ENDPOINT']}/someone/tiny-medtune/commit/{'a' * 40}" in proc.stdout
+    create = [c[1] for c in FakeHub.calls if c[0] == "create"][0]
+    assert create["name"] == "tiny-medtune" and create["organization"] == "someone"
+    assert create.get("visibility") == "private" or create.get("private") is True
+    assert all(auth == "Bearer hf_fake_token" for path, auth in FakeHub.calls if isinstance(path, str)
+               and path.startswith("/api/"))
+    local = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert FakeHub.files == local  # every file, byte for byte
+
+
+def test_push_refuses_a_bad_repo_id(tiny_run):
+    proc = run_cli("push", str(tiny_run), "--repo", "no-owner", "--dry-run")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "no-owner: --repo: must be a Hub repo id: owner/name"
+
+
+def test_space_folder_runs_the_app(tiny_run, tiny_model_dir, tmp_path):
+    import yaml
+
+    out = tmp_path / "space"
+    proc = run_cli("space", str(tiny_run), "--out", str(out), "--base-model", str(tiny_model_dir))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["sdk_version"]
+    reqs = (out / "requirements.txt").read_text()
+    assert "transformers" in reqs and "peft" in reqs and "gradio==" in reqs
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "medtune" / "cli.py").is_file()
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "PYTHONPATH": str(out)}
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=out, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        body = None
+        for _ in range(240):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2).read().decode()
+                break
+            except OSError:
+                if app.poll() is not None:
+                    break
+                time.sleep(0.5)
+        assert body is not None, app.stdout.read() if app.poll() is not None else "no answer"
+        assert "not medical advice" in body and "medtune-go" in body
+        # the Space imports its own copy of medtune
+        assert str(out / "medtune") in subprocess.run(
+            [sys.executable, "-c", "import medtune; print(medtune.__file__)"], cwd=out, env=env,
+            capture_output=True, text=True).stdout
+    finally:
+        app.terminate()
+        app.wait(10)
+
+
+def test_space_needs_a_hub_base_for_a_local_model(tiny_run, tmp_path):
+    proc = run_cli("space", str(tiny_run), "--out", str(tmp_path / "s"))
+    assert proc.returncode == 2
+    assert "--base-model: the base model is a local folder with no Hub id" in proc.stderr
+    assert not (tmp_path / "s").exists()
