@@ -309,6 +309,27 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from medtune.bench import run_bench
+
+    common = {"shape": args.shape, "tokenizer": args.tokenizer, "device": args.device}
+    if args.kind == "train":
+        extra = {"steps": args.steps, "warmup": args.warmup, "compile": args.compile}
+    else:
+        extra = {"limit": args.limit, "batch_size": args.batch_size, "scorer": args.scorer,
+                 "compare_without_prefix": not args.no_compare, "data": args.data}
+    out = args.out or f"benchmarks/results/bench-{args.kind}-{_stem(args.recipe)}" \
+                      f"{'-' + args.shape if args.shape else ''}.json"
+    run_bench(args.kind, args.recipe, args.overrides, out=out, vs=args.vs, **common, **extra)
+    return 0
+
+
+def _stem(path: str | None) -> str:
+    from pathlib import Path
+
+    return Path(path).stem if path else "default"
+
+
 def _add_answer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="a run folder from medtune train/demo (its base model and adapter)")
     p.add_argument("--model", help="embedded name (smollm2-135m-instruct, the default), folder or Hub id")
@@ -463,6 +484,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-model", help="the base model's Hub id, when the run used a local folder")
     p.add_argument("--title", help="the Space title")
     p.set_defaults(func=cmd_space)
+
+    p = verbs.add_parser("bench", help="throughput of a recipe's training step or evaluation; writes JSON")
+    p.add_argument("kind", choices=["train", "eval"])
+    p.add_argument("recipe", nargs="?", help="a YAML recipe or shipped recipe name; omitted: the defaults")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted recipe overrides")
+    p.add_argument("--shape", help="build this architecture with random weights instead (e.g. qwen3-1.7b)")
+    p.add_argument("--tokenizer", help="tokenizer folder or Hub id (default: the recipe's model)")
+    p.add_argument("--vs", metavar="RECIPE", help="also run this recipe in the same process and print the ratio")
+    p.add_argument("--steps", type=int, default=20, help="train: timed optimizer steps")
+    p.add_argument("--warmup", type=int, default=5, help="train: untimed steps first")
+    p.add_argument("--compile", action="store_true", help="train: torch.compile the model")
+    p.add_argument("--limit", type=int, help="eval: only the first N questions")
+    p.add_argument("--data", nargs="+", help="eval: these sources instead of the recipe's")
+    p.add_argument("--batch-size", type=int, help="eval: questions per forward pass")
+    p.add_argument("--scorer", choices=["letter", "cloze"], help="eval: default the recipe's eval scorer")
+    p.add_argument("--no-compare", action="store_true", help="eval: skip the run without the prefix cache")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--out", help="JSON file (default benchmarks/results/bench-KIND-RECIPE[-SHAPE].json)")
+    p.set_defaults(func=cmd_bench)
 
     p = verbs.add_parser("demo", help="the main job: baseline eval, LoRA fine-tune, eval and comparison on the "
                                       "embedded model and the shipped MedMCQA data (configs/demo-cpu.yaml)")

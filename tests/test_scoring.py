@@ -94,3 +94,41 @@ def test_truncation_is_reported_and_long_limits_change_nothing(tiny_model_dir, t
     flat = [x for row in full["letter"] for x in row]
     assert [x for row in same["letter"] for x in row] == pytest.approx(flat, abs=1e-5)
     assert [x for row in cut["letter"] for x in row] != pytest.approx(flat, abs=1e-5)
+
+
+@pytest.mark.parametrize("template", ["chat", "plain"])
+def test_shared_prefix_reuse_changes_no_prediction(tiny_model_dir, tiny_tokenizer, sample_jsonl, template):
+    """The speed path (the prompt prefix all questions share runs once, its KV cache reused) gives the
+    same scores, to float rounding, and the same predictions as recomputing it in every batch."""
+    from transformers import AutoModelForCausalLM
+
+    from medtune.eval.scoring import build_request, common_prefix, score_requests
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    items, _ = load_benchmark(str(sample_jsonl))
+    for cloze in (False, True):
+        prompts = [render(it, template, tiny_tokenizer, cloze=cloze) for it in items]
+        reqs = [build_request(tiny_tokenizer, p.prompt, p.choices) for p in prompts]
+        shared = common_prefix(reqs)
+        assert len(shared) >= 8  # the instruction (and chat turn) is shared: the fast path is taken
+        assert "Question:" in tiny_tokenizer.decode(shared)
+        for bs in (1, 6):
+            fast = score_requests(model, reqs, batch_size=bs, pad_id=tiny_tokenizer.pad_token_id)
+            slow = score_requests(model, reqs, batch_size=bs, pad_id=tiny_tokenizer.pad_token_id,
+                                  reuse_prefix=False)
+            for f, s in zip(fast, slow):
+                assert f.logliks == pytest.approx(s.logliks, abs=1e-4)
+                assert f.n_tokens == s.n_tokens
+                assert max(range(len(f.logliks)), key=f.logliks.__getitem__) == \
+                    max(range(len(s.logliks)), key=s.logliks.__getitem__)
+
+
+def test_no_prefix_reuse_when_contexts_would_be_cut(tiny_tokenizer, sample_jsonl):
+    from medtune.eval.scoring import build_request, common_prefix
+
+    items, _ = load_benchmark(str(sample_jsonl))
+    reqs = [build_request(tiny_tokenizer, render(it, "plain", tiny_tokenizer).prompt, "ABCDE"[:len(it.options)])
+            for it in items]
+    assert common_prefix(reqs) and common_prefix(reqs, max_length=10_000) == common_prefix(reqs)
+    assert common_prefix(reqs, max_length=12) == []  # cutting from the left would remove the prefix
+    assert common_prefix(reqs[:1]) == []
