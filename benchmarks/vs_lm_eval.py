@@ -7,7 +7,7 @@ the continuation medtune's letter scorer scores. lm-eval wraps the already-loade
 both read identical weights. Both are timed on the scoring alone (model loading excluded); lm-eval's
 per-choice log-likelihoods (--log_samples) give its predictions, compared one by one with medtune's.
 
-usage: python benchmarks/vs_lm_eval.py OUT.json [--model M] [--limit N] [--batch-size B] [--device D]
+usage: python benchmarks/vs_lm_eval.py OUT.json [--model M | --shape S --tokenizer T] [--limit N] [--batch-size B]
        (pip install lm-eval first; it is a benchmark dependency, not one of medtune's)
 """
 
@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--shape", help="a shipped architecture with random weights (e.g. qwen3-1.7b): speed only")
+    ap.add_argument("--tokenizer", help="tokenizer folder for --shape")
     args = ap.parse_args()
 
     import lm_eval
@@ -63,9 +65,15 @@ def main() -> None:
 
     backend = select_backend(args.device)
     bs = args.batch_size or (8 if backend.kind == "cpu" else 64)
-    ref = resolve_model(args.model)
+    ref = resolve_model(args.tokenizer if args.shape else args.model)
     tok = load_tokenizer(ref)
-    model = load_causal_lm(ref, backend)
+    if args.shape:
+        from medtune.bench import _shape_model
+
+        model = _shape_model(args.shape, backend.torch_dtype()).to(backend.device).eval()
+        ref.name = f"{args.shape} shape, random weights"
+    else:
+        model = load_causal_lm(ref, backend)
     items, _ = load_benchmark([args.data])
     items = items[: args.limit] if args.limit else items
 

@@ -186,6 +186,7 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
         _sync(backend.device)
         t0 = time.perf_counter()
         n_tok = n_pad = n_smp = 0
+        lens = []
         for _ in range(t.grad_accum):
             k = next(it)
             feats = picked[k:k + t.batch_size]
@@ -194,7 +195,7 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
             n_tok += real
             n_pad += batch["input_ids"].numel()
             n_smp += len(feats)
-            seq_lens += [len(f["input_ids"]) for f in feats]
+            lens += [len(f["input_ids"]) for f in feats]
             batch = {k2: v.to(backend.device) for k2, v in batch.items() if hasattr(v, "to")}
             with autocast():
                 loss = model(**batch).loss / t.grad_accum
@@ -214,6 +215,7 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
             tokens.append(n_tok)
             padded.append(n_pad)
             samples.append(n_smp)
+            seq_lens += lens
 
     step_s = statistics.median(times)
     tok_s = sum(tokens) / sum(times)
@@ -248,6 +250,7 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     """Score the recipe's data (all of its training sources, or --data) with its eval scorer, timed."""
     import torch
 
+    from medtune.backend import default_batch_size
     from medtune.data.prompts import render
     from medtune.data.sources import LoadOptions, load_benchmark
     from medtune.eval.scoring import build_request, common_prefix, score_requests
@@ -259,7 +262,7 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     if limit:
         items = items[:limit]
     scorer = scorer or recipe.train.eval_scorer
-    bs = batch_size or (8 if backend.kind == "cpu" else 64)
+    bs = batch_size or default_batch_size(backend)
     prompts = [render(it, s["template"], tok, cloze=scorer == "cloze") for it in items]
     reqs = [build_request(tok, p.prompt, p.choices) for p in prompts]
     shared = len(common_prefix(reqs))

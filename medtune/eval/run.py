@@ -104,7 +104,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     """Score loaded items with the configured model and write metrics.json and predictions.jsonl."""
     import torch
 
-    from medtune.backend import select_backend
+    from medtune.backend import default_batch_size, select_backend
     from medtune.data.prompts import resolve_template
     from medtune.eval import metrics as M
     from medtune.eval.scoring import softmax
@@ -135,7 +135,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
         template = "none"
     else:
         template = resolve_template(cfg.template, tokenizer)
-    batch_size = cfg.batch_size or (8 if backend.kind == "cpu" else 64)
+    batch_size = cfg.batch_size or default_batch_size(backend)
     max_length = cfg.max_length or _model_max_length(model)
 
     t0 = time.perf_counter()

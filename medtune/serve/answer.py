@@ -102,7 +102,7 @@ class Answerer:
 
     def __init__(self, source: Source, *, device: str | None = None, dtype: str = "auto",
                  batch_size: int | None = None, trust_remote_code: bool = False):
-        from medtune.backend import select_backend
+        from medtune.backend import default_batch_size, select_backend
         from medtune.data.prompts import resolve_template
         from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
         from medtune.train.multiple_choice import is_multiple_choice
@@ -122,7 +122,7 @@ class Answerer:
         self.is_encoder = is_multiple_choice(self.model)
         self.template = "none" if self.is_encoder else resolve_template(source.template, self.tokenizer)
         self.scorer = "choice" if self.is_encoder else source.scorer
-        self.batch_size = batch_size or (8 if self.backend.kind == "cpu" else 64)
+        self.batch_size = batch_size or default_batch_size(self.backend)
         self._lock = threading.Lock()
 
     def info(self) -> dict:
