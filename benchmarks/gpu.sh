@@ -19,6 +19,7 @@ python benchmarks/plan_vs_measured.py --device cuda --shape qwen3-1.7b --batches
 TOK=${MEDTUNE_BENCH_TOKENIZER:-../shared/models/qwen2.5-tokenizer}
 [ -d "$TOK" ] || TOK=Qwen/Qwen3-1.7B
 DATA='data.train=[medmcqa-dev] data.eval=[] data.max_rows=null data.eval_size=100'
+pip install -q liger-kernel || true
 
 # training: our default recipe (bf16 LoRA r=16 all-linear, packing, answer-only loss, <=512 tokens)
 # against the prototype's (fp16, r=8 q/v, batch 4x4, 256 tokens, gradient checkpointing, whole-sequence
@@ -32,6 +33,13 @@ for bs in 16 32 64; do
 done
 medtune bench train qwen3-1.7b-medmcqa-lora $DATA --shape qwen3-1.7b --tokenizer "$TOK" --compile --steps 30 \
   --out "benchmarks/results/bench-train-qwen3-1.7b-compile-$tag.json" || true
+
+# Liger kernels off (their effect), and FP8 (torchao float8; speed here, accuracy drift needs real weights)
+medtune bench train qwen3-1.7b-medmcqa-lora $DATA train.liger=false --shape qwen3-1.7b --tokenizer "$TOK" --steps 30 \
+  --out "benchmarks/results/bench-train-qwen3-1.7b-noliger-$tag.json" || true
+pip install -q torchao || true
+medtune bench train qwen3-1.7b-medmcqa-lora $DATA train.fp8=true --shape qwen3-1.7b --tokenizer "$TOK" --steps 30 \
+  --out "benchmarks/results/bench-train-qwen3-1.7b-fp8-$tag.json" || true
 
 # evaluation: all 4,183 MedMCQA dev questions, letter scorer, bf16, with and without the prefix cache
 medtune bench eval qwen3-1.7b-medmcqa-lora --data medmcqa-dev --shape qwen3-1.7b --tokenizer "$TOK" \

@@ -285,5 +285,5 @@ def apply_device_env(devices: str | None = None, gfx_override: str | None = None
 
 def default_batch_size(backend: Backend) -> int:
     """Questions per scoring pass when none is given: 16 on a CPU (measured fastest for the embedded
-    SmolLM2 on 2 cores: 8.0 q/s against 6.6 at 8 and 7.5 at 32; benchmarks/NOTES.md), 64 on a GPU."""
+    SmolLM2 on 2 cores: 7.75 q/s against 6.99 at 8 and 7.37 at 32; benchmarks/NOTES.md), 64 on a GPU."""
     return 16 if backend.kind == "cpu" else 64

@@ -162,6 +162,13 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
         collate = PadCollator(tok.pad_token_id)
 
     model.config.use_cache = False
+    liger = t.liger and methods.liger_available(backend)
+    if liger:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+        _apply_liger_kernel_to_instance(model=model)
+    if t.fp8:
+        model = methods.apply_fp8(model, backend)
     model = methods.adapt(model, recipe)
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -232,7 +239,8 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
         "kind": "train", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "method": recipe.method,
         "precision": s["precision"], "packing": t.packing, "gradient_checkpointing": recipe.model.gradient_checkpointing,
         "batch_size": t.batch_size, "grad_accum": t.grad_accum, "max_length": recipe.data.max_length,
-        "loss_on": recipe.data.loss_on, "template": s["template"], "compile": compile,
+        "loss_on": recipe.data.loss_on, "template": s["template"], "compile": compile, "liger": liger,
+        "fp8": t.fp8, "fused_adamw": fused,
         "steps_timed": steps, "warmup_steps": warmup, "step_s_median": step_s,
         "step_s_min": min(times), "step_s_max": max(times),
         "tokens_per_s": tok_s, "samples_per_s": sum(samples) / sum(times),

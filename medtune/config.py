@@ -80,6 +80,9 @@ class TrainArgs:
     save_total_limit: int | None = opt(3, "keep at most N checkpoints (the best is always kept)")
     early_stopping_patience: int | None = opt(None, "stop after N evaluations without a better accuracy")
     eval_scorer: str = opt("letter", "scorer for accuracy during and after training: letter or cloze")
+    liger: bool = opt(True, "Liger kernels (fused linear cross-entropy, RMSNorm, RoPE, SwiGLU) on a GPU when "
+                            "liger-kernel is installed; ignored otherwise")
+    fp8: bool = opt(False, "FP8 matmuls through torchao's float8 training (H100/MI300-class GPUs); opt-in")
     logging_steps: int = opt(5, "log loss every N steps (TensorBoard and the terminal)")
     seed: int = opt(0, "the one seed for initialisation, data order and dropout")
 

@@ -53,3 +53,24 @@ def test_bench_unknown_shape_is_a_clear_error(tmp_path, tiny_model_dir, sample_j
     proc = run_cli("bench", "train", str(_recipe(tmp_path, tiny_model_dir, sample_jsonl)), "--shape", "qwen9")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "qwen9: --shape: unknown shape; shipped shapes: qwen3-1.7b"
+
+
+def test_fp8_without_an_fp8_gpu_is_a_clear_error(tmp_path, tiny_model_dir, sample_jsonl):
+    proc = run_cli("bench", "train", str(_recipe(tmp_path, tiny_model_dir, sample_jsonl)), "train.fp8=true",
+                   "--steps", "1", "--warmup", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("medtune: error: train.fp8: fp8 training needs an FP8-capable GPU (H100, MI300X); "
+                                   "set train.fp8=false")
+
+
+def test_liger_only_on_a_gpu_with_the_package(monkeypatch):
+    import importlib.util
+    from types import SimpleNamespace
+
+    from medtune.train.methods import liger_available
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name == "liger_kernel" else None)
+    assert liger_available(SimpleNamespace(kind="rocm")) and liger_available(SimpleNamespace(kind="cuda"))
+    assert not liger_available(SimpleNamespace(kind="cpu"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert not liger_available(SimpleNamespace(kind="cuda"))

@@ -78,3 +78,33 @@ def trainable_parameters(model: Any) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
+
+
+def liger_available(backend: Any) -> bool:
+    """Liger kernels run on CUDA/ROCm GPUs when the liger-kernel package is importable."""
+    import importlib.util
+
+    return backend.kind in ("cuda", "rocm") and importlib.util.find_spec("liger_kernel") is not None
+
+
+def apply_fp8(model: Any, backend: Any) -> Any:
+    """Swap the model's linear layers for torchao float8 training ones (GPU with FP8 matmuls only)."""
+    import torch
+
+    if backend.kind not in ("cuda", "rocm"):
+        raise MedtuneError("fp8 training needs an FP8-capable GPU (H100, MI300X); set train.fp8=false",
+                           field="train.fp8")
+    if backend.kind == "cuda" and torch.cuda.get_device_capability() < (8, 9):
+        raise MedtuneError("this GPU has no FP8 matmuls (compute capability 8.9+ needed); set train.fp8=false",
+                           field="train.fp8")
+    try:
+        from torchao.float8 import convert_to_float8_training
+    except ImportError:
+        raise MedtuneError("fp8 training needs torchao: pip install torchao", field="train.fp8") from None
+
+    def wanted(module: Any, name: str) -> bool:  # dimensions must be multiples of 16; keep the LM head in bf16
+        return isinstance(module, torch.nn.Linear) and "lm_head" not in name and "lora_" not in name and \
+            module.in_features % 16 == 0 and module.out_features % 16 == 0
+
+    convert_to_float8_training(model, module_filter_fn=wanted)
+    return model

@@ -131,6 +131,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     # No KV cache while training: besides saving memory, transformers recognises packed
     # (padding-free) batches only when no cache exists; with one, packed examples attend to each other.
     model.config.use_cache = False
+    if recipe.train.fp8:
+        model = methods.apply_fp8(model, backend)
     model = methods.adapt(model, recipe)
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -168,6 +170,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
         train_sampling_strategy="group_by_length" if t.group_by_length and not t.packing else "random",
         remove_unused_columns=False, report_to="none", use_cpu=backend.kind == "cpu",
         dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), ddp_find_unused_parameters=False,
+        optim="adamw_torch_fused" if backend.kind in ("cuda", "rocm") else "adamw_torch",
+        use_liger_kernel=recipe.train.liger and methods.liger_available(backend),
     )
     from torch.utils.tensorboard import SummaryWriter
 
