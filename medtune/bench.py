@@ -96,6 +96,8 @@ def _setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: s
     precision = methods.precision_for(select_backend(device), recipe.train.precision)
     backend = select_backend(device, dtype=methods.load_dtype(recipe.method, precision) if for_training
                              else "auto")
+    if for_training and recipe.train.fp8:
+        methods.check_fp8(backend)
     tok_ref = resolve_model(tokenizer_name or recipe.model.name)
     tokenizer = load_tokenizer(tok_ref, recipe.model.trust_remote_code)
     if shape:

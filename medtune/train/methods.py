@@ -87,8 +87,8 @@ def liger_available(backend: Any) -> bool:
     return backend.kind in ("cuda", "rocm") and importlib.util.find_spec("liger_kernel") is not None
 
 
-def apply_fp8(model: Any, backend: Any) -> Any:
-    """Swap the model's linear layers for torchao float8 training ones (GPU with FP8 matmuls only)."""
+def check_fp8(backend: Any) -> None:
+    """FP8 training needs a GPU with FP8 matmuls and torchao; else a clear error before loading."""
     import torch
 
     if backend.kind not in ("cuda", "rocm"):
@@ -98,9 +98,17 @@ def apply_fp8(model: Any, backend: Any) -> Any:
         raise MedtuneError("this GPU has no FP8 matmuls (compute capability 8.9+ needed); set train.fp8=false",
                            field="train.fp8")
     try:
-        from torchao.float8 import convert_to_float8_training
+        import torchao.float8  # noqa: F401
     except ImportError:
         raise MedtuneError("fp8 training needs torchao: pip install torchao", field="train.fp8") from None
+
+
+def apply_fp8(model: Any, backend: Any) -> Any:
+    """Swap the model's linear layers for torchao float8 training ones (GPU with FP8 matmuls only)."""
+    import torch
+
+    check_fp8(backend)
+    from torchao.float8 import convert_to_float8_training
 
     def wanted(module: Any, name: str) -> bool:  # dimensions must be multiples of 16; keep the LM head in bf16
         return isinstance(module, torch.nn.Linear) and "lm_head" not in name and "lora_" not in name and \

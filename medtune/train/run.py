@@ -93,6 +93,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     backend = select_backend(dtype=methods.load_dtype(recipe.method, precision))
     if recipe.method == "qlora":
         methods.check_qlora(backend)
+    if recipe.train.fp8:
+        methods.check_fp8(backend)
     train_items, eval_items, data_report, split_info = load_train_eval(recipe)
     ref = resolve_model(recipe.model.name)
     encoder = recipe.method == "multiple_choice"
