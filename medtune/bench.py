@@ -163,19 +163,12 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
     else:
         collate = PadCollator(tok.pad_token_id)
 
-    model.config.use_cache = False
     liger = t.liger and methods.liger_available(backend)
-    if liger:
+    if liger:  # what the Trainer's use_liger_kernel does
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
         _apply_liger_kernel_to_instance(model=model)
-    if t.fp8:
-        model = methods.apply_fp8(model, backend)
-    model = methods.adapt(model, recipe)
-    if recipe.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
+    model = methods.prepare_for_training(model, recipe, backend)
     model.train()
     if compile:
         model = torch.compile(model)
@@ -344,7 +337,7 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
     """Run one bench (or two recipes in the same process: --vs) and write JSON."""
     from medtune.config import load_recipe
     from medtune.io import atomic_write_json
-    from medtune.manifest import git_commit, package_versions
+    from medtune.manifest import cpu_model, git_commit, package_versions
 
     results = []
     for path in [recipe_path] + ([vs] if vs else []):
@@ -355,7 +348,7 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
         results.append(r)
         print(format_bench(r), flush=True)
     doc: dict = {"what": f"medtune bench {kind}", "command": " ".join(["medtune", *sys.argv[1:]]),
-                 "commit": git_commit(), "versions": package_versions(), "cpu": _cpu(), "cores": os.cpu_count(),
+                 "commit": git_commit(), "versions": package_versions(), "cpu": cpu_model(), "cores": os.cpu_count(),
                  "results": [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in results]}
     if vs:
         keys = ("tokens_per_s", "samples_per_s") if kind == "train" else ()
@@ -369,13 +362,3 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
     return results
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()

@@ -52,3 +52,17 @@ def build_manifest(**extra: Any) -> dict[str, Any]:
         "git_commit": git_commit(),
         **extra,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (for benchmark figures)."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"

@@ -130,16 +130,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
             print(format_table(baseline, "before training:"), flush=True)
 
     # --- adapt and train ----------------------------------------------------------------------
-    # No KV cache while training: besides saving memory, transformers recognises packed
-    # (padding-free) batches only when no cache exists; with one, packed examples attend to each other.
-    model.config.use_cache = False
-    if recipe.train.fp8:
-        model = methods.apply_fp8(model, backend)
-    model = methods.adapt(model, recipe)
-    if recipe.model.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
+    model = methods.prepare_for_training(model, recipe, backend)
     trainable, total = methods.trainable_parameters(model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})", flush=True)
     if encoder:
