@@ -210,9 +210,9 @@ def push(run: str, repo: str, *, private: bool = False, dry_run: bool = False, o
     except HfHubHTTPError as err:
         raise MedtuneError(f"the Hub refused the upload: {' '.join(str(err).split())[:300]}", path=repo,
                            field="--repo") from None
-    except OSError as err:
-        raise MedtuneError(f"cannot reach the Hub: {' '.join(str(err).split())[:200]} (offline? use --dry-run)",
-                           path=repo, field="--repo") from None
+    except Exception as err:  # noqa: BLE001 - the HTTP client's connection errors (httpx or httpx2) and OSError
+        raise MedtuneError(f"cannot reach the Hub: {type(err).__name__}: {' '.join(str(err).split())[:200]} "
+                           "(offline? use --dry-run)", path=repo, field="--repo") from None
     result.update(uploaded=True, url=str(url), commit=commit.oid, commit_url=commit.commit_url)
     return result
 

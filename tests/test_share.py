@@ -183,6 +183,15 @@ def test_push_uploads_the_exact_folder_through_huggingface_hub(tiny_run, tmp_pat
     assert FakeHub.files == local  # every file, byte for byte
 
 
+def test_push_without_the_network_is_one_line(tiny_run, tmp_path):
+    env = {"HF_ENDPOINT": f"http://127.0.0.1:{free_port()}", "HF_TOKEN": "hf_fake", "HF_HUB_OFFLINE": "0",
+           "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}
+    proc = run_cli("push", str(tiny_run), "--repo", "someone/x", "--out", str(tmp_path / "hub"), env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("someone/x: --repo: cannot reach the Hub: ")
+    assert "Traceback" not in proc.stderr and (tmp_path / "hub" / "README.md").is_file()
+
+
 def test_push_refuses_a_bad_repo_id(tiny_run):
     proc = run_cli("push", str(tiny_run), "--repo", "no-owner", "--dry-run")
     assert proc.returncode == 2
