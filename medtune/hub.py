@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError
-from medtune.serve.answer import NOTICE
+from medtune.serve.answer import NOTICE, trained_folder
 
 # the Hub ids of the embedded models (what a Space or a card's base_model names)
 EMBEDDED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -27,10 +27,9 @@ DATASETS = {"medmcqa": ("openlifescienceai/medmcqa", "MedMCQA"),
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise MedtuneError("missing: not a finished medtune run", path=str(path)) from None
+    from medtune.io import load_json
+
+    return load_json(path, missing="missing: not a finished medtune run")
 
 
 def run_info(run: str) -> dict:
@@ -41,9 +40,7 @@ def run_info(run: str) -> dict:
     summary = _read_json(folder / "metrics.json")
     final = _read_json(folder / "final" / "metrics.json")
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text("utf-8")) if (folder / "recipe.yaml").is_file() else {}
-    trained = Path(summary["output"])
-    if not trained.is_dir():
-        trained = folder / trained.name
+    trained = trained_folder(folder, summary)
     if not trained.is_dir():
         raise MedtuneError("the trained adapter/model folder is missing", path=str(trained))
     return {"folder": folder, "summary": summary, "final": final, "recipe": recipe, "trained": trained,

@@ -29,6 +29,30 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """Save a matplotlib figure through a temp file and an atomic rename, then close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, **kwargs)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def load_json(path: str | os.PathLike, missing: str = "missing") -> Any:
+    """JSON from a file; a missing file or bad JSON is a one-line MedtuneError naming the file."""
+    from medtune.errors import MedtuneError
+
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise MedtuneError(missing, path=str(path)) from None
+    except ValueError as err:
+        raise MedtuneError(f"invalid JSON: {err}", path=str(path), field="json") from None
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write `obj` as indented JSON, atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")

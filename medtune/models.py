@@ -168,6 +168,16 @@ def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trus
     return model
 
 
+def load_model(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False) -> Any:
+    """An encoder (multiple-choice head) or a causal LM with its adapter, whichever `ref` is."""
+    if model_kind(ref, trust_remote_code) == "encoder":
+        if adapter:
+            raise MedtuneError("encoders are fine-tuned whole (method multiple_choice): pass the run's model/ "
+                               "folder as --model instead of an adapter", field="--adapter")
+        return load_encoder(ref, backend, trust_remote_code)
+    return load_causal_lm(ref, backend, adapter, trust_remote_code)
+
+
 def attach_adapter(model: Any, adapter: str) -> Any:
     """Attach a standard PEFT adapter folder (or Hub id) for inference."""
     from peft import PeftModel

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError
+from medtune.io import load_json
 from medtune.serve.answer import NOTICE
 
 
@@ -29,29 +30,20 @@ class Evaluation:
         return self.metrics["results"][self.metrics["primary"]]
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise MedtuneError("missing", path=str(path)) from None
-    except ValueError as err:
-        raise MedtuneError(f"invalid JSON: {err}", path=str(path), field="json") from None
-
-
 def evaluations(folder: str, prefix: str = "") -> tuple[list[Evaluation], dict | None]:
     """The evaluations in a run folder (before, after) or an eval folder, and the run summary if any."""
     path = Path(folder)
     if not path.is_dir():
         raise MedtuneError("no such folder", path=folder)
     if (path / "final" / "metrics.json").is_file():
-        summary = _load_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
+        summary = load_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
         out = []
         if (path / "baseline" / "metrics.json").is_file():
-            out.append(Evaluation(f"{prefix}before", path / "baseline", _load_json(path / "baseline" / "metrics.json")))
-        out.append(Evaluation(f"{prefix}after", path / "final", _load_json(path / "final" / "metrics.json")))
+            out.append(Evaluation(f"{prefix}before", path / "baseline", load_json(path / "baseline" / "metrics.json")))
+        out.append(Evaluation(f"{prefix}after", path / "final", load_json(path / "final" / "metrics.json")))
         return out, summary
     if (path / "metrics.json").is_file():
-        m = _load_json(path / "metrics.json")
+        m = load_json(path / "metrics.json")
         if "results" in m:
             return [Evaluation(prefix + (path.name or "eval"), path, m)], None
     raise MedtuneError("not a medtune run or eval folder (no final/metrics.json or metrics.json with "
@@ -68,12 +60,10 @@ def _plt() -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    from medtune.io import atomic_savefig
+
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    _plt().close(fig)
-    tmp.replace(path)
-    return path
+    return atomic_savefig(fig, path, dpi=110)
 
 
 COLORS = ["#9ca3af", "#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6"]

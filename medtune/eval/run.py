@@ -110,7 +110,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     from medtune.eval.scoring import softmax
     from medtune.io import atomic_write_json, atomic_write_jsonl, sha256_tree
     from medtune.manifest import build_manifest
-    from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+    from medtune.models import load_model, load_tokenizer, resolve_model
     from medtune.train.multiple_choice import is_multiple_choice
 
     torch.manual_seed(cfg.seed)
@@ -122,13 +122,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     if tokenizer is None:
         tokenizer = load_tokenizer(ref, cfg.trust_remote_code)
     if model is None:
-        if model_kind(ref, cfg.trust_remote_code) == "encoder":
-            if cfg.adapter:
-                raise MedtuneError("encoders are fine-tuned whole (method multiple_choice): pass the run's model/ "
-                                   "folder as --model instead of an adapter", field="--adapter")
-            model = load_encoder(ref, backend, cfg.trust_remote_code)
-        else:
-            model = load_causal_lm(ref, backend, cfg.adapter, cfg.trust_remote_code)
+        model = load_model(ref, backend, cfg.adapter, cfg.trust_remote_code)
     load_s = time.perf_counter() - t_load
     if is_multiple_choice(model):
         cfg = dataclasses.replace(cfg, scorers=["choice"], template="none")

@@ -73,6 +73,13 @@ class Source:
     extra: dict = field(default_factory=dict)
 
 
+def trained_folder(run: Path, summary: dict) -> Path:
+    """A run's adapter/ or model/ folder: the path its metrics.json records, or the folder of that name in
+    the run (when the run was made from another working directory or moved)."""
+    trained = Path(summary["output"])
+    return trained if trained.is_dir() else run / trained.name
+
+
 def source_from_run(run: str, template: str | None = None, scorer: str | None = None) -> Source:
     """A training run folder → its base model and adapter (or its trained model), with the template and
     scorer its final evaluation used, so that answers match that evaluation's predictions."""
@@ -85,9 +92,7 @@ def source_from_run(run: str, template: str | None = None, scorer: str | None = 
                            "written by medtune train or medtune demo", path=str(folder), field="--run")
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
-    trained = Path(summary["output"])
-    if not trained.is_absolute() and not trained.exists():
-        trained = folder / trained.name
+    trained = trained_folder(folder, summary)
     final = folder / "final" / "metrics.json"
     man = json.loads(final.read_text(encoding="utf-8"))["manifest"] if final.is_file() else {}
     tpl = template or man.get("template") or summary.get("template") or "auto"
@@ -104,7 +109,7 @@ class Answerer:
                  batch_size: int | None = None, trust_remote_code: bool = False):
         from medtune.backend import default_batch_size, select_backend
         from medtune.data.prompts import resolve_template
-        from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+        from medtune.models import load_model, load_tokenizer, resolve_model
         from medtune.train.multiple_choice import is_multiple_choice
 
         if source.scorer not in ("letter", "cloze"):
@@ -113,12 +118,7 @@ class Answerer:
         self.backend = select_backend(device, dtype)
         self.ref = resolve_model(source.model)
         self.tokenizer = load_tokenizer(self.ref, trust_remote_code)
-        if model_kind(self.ref, trust_remote_code) == "encoder":
-            if source.adapter:
-                raise MedtuneError("encoders are fine-tuned whole: pass the run's model/ folder", field="--adapter")
-            self.model = load_encoder(self.ref, self.backend, trust_remote_code)
-        else:
-            self.model = load_causal_lm(self.ref, self.backend, source.adapter, trust_remote_code)
+        self.model = load_model(self.ref, self.backend, source.adapter, trust_remote_code)
         self.is_encoder = is_multiple_choice(self.model)
         self.template = "none" if self.is_encoder else resolve_template(source.template, self.tokenizer)
         self.scorer = "choice" if self.is_encoder else source.scorer

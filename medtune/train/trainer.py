@@ -157,11 +157,9 @@ def plot_curves(log_history: list[dict], path: Path, baseline_acc: float | None 
     ax1.legend(handles, [h.get_label() for h in handles], loc="best", fontsize=8)
     ax1.set_title("medtune training")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    from medtune.io import atomic_savefig
+
+    return atomic_savefig(fig, path)
 
 
 def read_json(path: Path) -> Any:
