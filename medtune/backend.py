@@ -239,7 +239,7 @@ def select_backend(device: str | None = None, dtype: str = "auto") -> Backend:
         if not has_gpu:
             raise MedtuneError(f"device {requested!r} asked for, but torch sees no GPU "
                                f"(torch {torch.__version__}); run `medtune doctor`", field="--device")
-        dev = "cuda" + requested[requested.index(":"):] if ":" in requested else "cuda"
+        dev = "cuda" + requested[requested.index(":"):] if ":" in requested else local_device("cuda")
         kind = "rocm" if getattr(torch.version, "hip", None) else "cuda"
         props = torch.cuda.get_device_properties(torch.device(dev))
         name = props.name
@@ -254,6 +254,27 @@ def select_backend(device: str | None = None, dtype: str = "auto") -> Backend:
         raise MedtuneError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps", field="--device")
     return Backend(kind=kind, device=dev, dtype=auto if dtype == "auto" else dtype, name=name,
                    threads=torch.get_num_threads())
+
+
+def processes(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(this process's index, how many processes) when `accelerate launch` or `torchrun` started more
+    than one; (0, 1) otherwise. The process group is set up by accelerate (gloo on CPUs, NCCL/RCCL on GPUs)."""
+    env = os.environ if environ is None else environ
+    if int(env.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # without cpu=True it would not group CPU processes
+    return state.process_index, state.num_processes
+
+
+def local_device(device: str, environ: Mapping[str, str] | None = None) -> str:
+    """`cuda` means this process's own GPU (`cuda:LOCAL_RANK`) when a launcher started several."""
+    env = os.environ if environ is None else environ
+    if device == "cuda" and int(env.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in env:
+        return f"cuda:{int(env['LOCAL_RANK'])}"
+    return device
 
 
 def apply_device_env(devices: str | None = None, gfx_override: str | None = None,

@@ -249,19 +249,27 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
 
 def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None = None, limit: int | None = None,
                batch_size: int | None = None, device: str | None = None, scorer: str | None = None,
-               compare_without_prefix: bool = True, data: list[str] | None = None) -> dict:
-    """Score the recipe's data (all of its training sources, or --data) with its eval scorer, timed."""
+               compare_without_prefix: bool = True, data: list[str] | None = None,
+               reference: str | None = None) -> dict:
+    """Score the questions the recipe evaluates on (its eval sources, or the held-out part of its split;
+    or --data) with its eval scorer, timed. Under `accelerate launch`/`torchrun` the processes share them."""
     import torch
 
-    from medtune.backend import default_batch_size
+    from medtune.backend import default_batch_size, processes
     from medtune.data.prompts import render
     from medtune.data.sources import LoadOptions, load_benchmark
     from medtune.eval.scoring import build_request, common_prefix, score_requests
+    from medtune.train.run import load_train_eval
 
+    rank, world = processes()
+    recorded = _read_predictions(reference) if reference else None  # before minutes of loading
     s = _setup(recipe, shape, tokenizer, device, for_training=False)
     backend, model, tok = s["backend"], s["model"], s["tokenizer"]
     d = recipe.data
-    items, _ = load_benchmark(data or d.eval or d.train, LoadOptions(format=d.format, cop_base=d.cop_base))
+    if data:
+        items, _ = load_benchmark(data, LoadOptions(format=d.format, cop_base=d.cop_base))
+    else:
+        items = load_train_eval(recipe)[1]
     if limit:
         items = items[:limit]
     scorer = scorer or recipe.train.eval_scorer
@@ -275,13 +283,13 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     for label, reuse in (("prefix_cache", True), ("no_prefix_cache", False)):
         if label == "no_prefix_cache" and not compare_without_prefix:
             continue
-        score_requests(model, reqs[: min(len(reqs), bs)], batch_size=bs, pad_id=tok.pad_token_id,
-                       device=backend.device, reuse_prefix=reuse)  # warm-up
+        score_requests(model, reqs[: min(len(reqs), bs * world)], batch_size=bs, pad_id=tok.pad_token_id,
+                       device=backend.device, reuse_prefix=reuse, processes=(rank, world))  # warm-up, in step
         _sync(backend.device)
         t0 = time.perf_counter()
         with torch.inference_mode():
             scores = score_requests(model, reqs, batch_size=bs, pad_id=tok.pad_token_id, device=backend.device,
-                                    reuse_prefix=reuse)
+                                    reuse_prefix=reuse, processes=(rank, world))
         _sync(backend.device)
         wall = time.perf_counter() - t0
         preds = [max(range(len(x.logliks)), key=x.logliks.__getitem__) for x in scores]
@@ -290,7 +298,8 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     out = {"kind": "eval", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "scorer": scorer,
            "template": s["template"], "questions": len(reqs), "batch_size": bs, "tokens": n_tokens,
            "shared_prefix_tokens": shared, "backend": backend.to_dict(), "memory": _memory(backend.device),
-           "threads": torch.get_num_threads()}
+           "threads": torch.get_num_threads(), "processes": world,
+           "questions_from": "--data " + " ".join(data) if data else "the recipe's eval questions"}
     for label, r in runs.items():
         out[label] = {k: v for k, v in r.items() if k not in ("predictions", "logliks")}
     if len(runs) == 2:
@@ -300,7 +309,36 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
                                                for x, y in zip(ra, rb))
         out["speedup"] = b["seconds"] / a["seconds"]
     out["predictions"] = runs["prefix_cache"]["predictions"]
+    if recorded is not None:
+        from medtune.data.schema import LETTERS
+
+        both = [(recorded[1][it.id], LETTERS[p]) for it, p in zip(items, out["predictions"]) if it.id in recorded[1]]
+        if not both:
+            raise MedtuneError("no question id in common with the questions benchmarked", path=recorded[0],
+                               field="--reference")
+        out["reference"] = {"path": recorded[0], "compared": len(both),
+                            "identical_predictions": sum(a == b for a, b in both)}
     return out
+
+
+def _read_predictions(path: str) -> tuple[str, dict[str, str]]:
+    """A recorded eval's predicted letter per question id (its folder or predictions.jsonl)."""
+    import json
+
+    file = Path(path) / "predictions.jsonl" if Path(path).is_dir() else Path(path)
+    recorded = {}
+    try:
+        lines = file.read_text("utf-8").splitlines()
+    except OSError as e:
+        raise MedtuneError(f"cannot read it: {e.strerror or e}", path=str(file), field="--reference") from None
+    for n, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            recorded[row["id"]] = row["predicted"]
+        except (ValueError, KeyError, TypeError):
+            raise MedtuneError("not a medtune predictions row (needs id and predicted)", path=str(file), line=n,
+                               field="--reference") from None
+    return str(file), recorded
 
 
 def format_bench(r: dict) -> str:
@@ -319,8 +357,9 @@ def format_bench(r: dict) -> str:
                           f"{'peak memory':<22}{peak:>10.2f} GB",
                           f"{'MFU':<22}{r['mfu']:>10.1%}  ({r['flops_formula']}; matmul rate "
                           f"{r['matmul_rate_flops'] / 1e12:.2f} TFLOP/s measured)"])
+    procs = f" · {r['processes']} processes × {r['threads']} threads" if r.get("processes", 1) > 1 else ""
     lines = [head, f"{r['questions']} questions · {r['scorer']} scorer · batch {r['batch_size']} · "
-                   f"shared prefix {r['shared_prefix_tokens']} tokens"]
+                   f"shared prefix {r['shared_prefix_tokens']} tokens{procs}"]
     for label in ("prefix_cache", "no_prefix_cache"):
         if label in r:
             x = r[label]
@@ -329,24 +368,32 @@ def format_bench(r: dict) -> str:
     if "speedup" in r:
         lines.append(f"speed-up {r['speedup']:.2f}x · identical predictions {r['identical_predictions']}/"
                      f"{r['questions']} · max |Δ log-likelihood| {r['max_abs_loglik_difference']:.2e}")
+    if "reference" in r:
+        ref = r["reference"]
+        lines.append(f"identical to {ref['path']}: {ref['identical_predictions']}/{ref['compared']}")
     return "\n".join(lines)
 
 
 def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: str | None = None,
               vs: str | None = None, **kwargs: Any) -> list[dict]:
     """Run one bench (or two recipes in the same process: --vs) and write JSON."""
+    from medtune.backend import processes
     from medtune.config import load_recipe
     from medtune.io import atomic_write_json
     from medtune.manifest import cpu_model, git_commit, package_versions
 
     results = []
+    first = processes()[0] == 0  # under a launcher, the first process prints and writes
     for path in [recipe_path] + ([vs] if vs else []):
         recipe = load_recipe(path, overrides)
         fn = bench_train if kind == "train" else bench_eval
         r = fn(recipe, **kwargs)
         r["recipe"] = path
         results.append(r)
-        print(format_bench(r), flush=True)
+        if first:
+            print(format_bench(r), flush=True)
+    if not first:
+        return results
     doc: dict = {"what": f"medtune bench {kind}", "command": " ".join(["medtune", *sys.argv[1:]]),
                  "commit": git_commit(), "versions": package_versions(), "cpu": cpu_model(), "cores": os.cpu_count(),
                  "results": [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in results]}

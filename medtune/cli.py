@@ -120,6 +120,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     items, report = load_items(cfg)
     _report_skipped(report)
     metrics = evaluate_items(cfg, items, report)
+    from medtune.backend import processes
+
+    if processes()[0] != 0:  # under accelerate launch / torchrun: the first process reports and writes
+        return 0
     src = ", ".join(s.path for s in report.sources)
     print(format_table(metrics, f"medtune eval: {metrics['manifest']['model']['name']} on {src}"))
     print(f"wrote {cfg.out}/metrics.json and {cfg.out}/predictions.jsonl")
@@ -317,7 +321,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         extra = {"steps": args.steps, "warmup": args.warmup, "compile": args.compile}
     else:
         extra = {"limit": args.limit, "batch_size": args.batch_size, "scorer": args.scorer,
-                 "compare_without_prefix": not args.no_compare, "data": args.data}
+                 "compare_without_prefix": not args.no_compare, "data": args.data, "reference": args.reference}
     out = args.out or f"benchmarks/results/bench-{args.kind}-{_stem(args.recipe)}" \
                       f"{'-' + args.shape if args.shape else ''}.json"
     run_bench(args.kind, args.recipe, args.overrides, out=out, vs=args.vs, **common, **extra)
@@ -500,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="eval: questions per forward pass")
     p.add_argument("--scorer", choices=["letter", "cloze"], help="eval: default the recipe's eval scorer")
     p.add_argument("--no-compare", action="store_true", help="eval: skip the run without the prefix cache")
+    p.add_argument("--reference", metavar="EVAL", help="eval: count predictions equal to this recorded eval's "
+                   "(a folder with predictions.jsonl, matched by question id)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--out", help="JSON file (default benchmarks/results/bench-KIND-RECIPE[-SHAPE].json)")
     p.set_defaults(func=cmd_bench)

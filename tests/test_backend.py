@@ -173,3 +173,12 @@ def test_doctor_cli_json_and_exit_codes():
     assert report["kind"] == "cpu" and report["requested_device"]["usable"] is True
     proc = run_cli("doctor", "--device", "cuda")
     assert proc.returncode == 1 and "torch sees no GPU" in proc.stderr
+
+
+def test_launcher_processes_and_their_gpus():
+    from medtune.backend import local_device, processes
+
+    assert processes({}) == (0, 1) and processes({"WORLD_SIZE": "1"}) == (0, 1)
+    launched = {"WORLD_SIZE": "4", "LOCAL_RANK": "3", "RANK": "7"}
+    assert local_device("cuda", launched) == "cuda:3"  # each process of a launcher uses its own GPU
+    assert local_device("cuda", {}) == "cuda" and local_device("cpu", launched) == "cpu"

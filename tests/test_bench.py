@@ -74,3 +74,27 @@ def test_liger_only_on_a_gpu_with_the_package(monkeypatch):
     assert not liger_available(SimpleNamespace(kind="cpu"))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert not liger_available(SimpleNamespace(kind="cuda"))
+
+
+def test_bench_eval_scores_the_recipes_held_out_questions_against_a_recorded_eval(tmp_path, tiny_model_dir,
+                                                                                   sample_jsonl):
+    recorded = tmp_path / "recorded"
+    proc = run_cli("eval", "--model", str(tiny_model_dir), "--data", str(sample_jsonl), "--out", str(recorded))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "eval.json"
+    proc = run_cli("bench", "eval", str(_recipe(tmp_path, tiny_model_dir, sample_jsonl)), "--no-compare",
+                   "--reference", str(recorded), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())["results"][0]
+    assert r["questions"] == 8 and r["questions_from"] == "the recipe's eval questions"  # data.eval_size: 8
+    assert r["reference"]["compared"] == 8 and r["reference"]["identical_predictions"] == 8
+    assert "no_prefix_cache" not in r and r["processes"] == 1
+    assert f"identical to {recorded / 'predictions.jsonl'}: 8/8" in proc.stdout
+
+
+def test_bench_eval_bad_reference_is_one_line(tmp_path, tiny_model_dir, sample_jsonl):
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"id": "a", "predicted": "B"}\n{"id": "b"}\n')
+    proc = run_cli("bench", "eval", str(_recipe(tmp_path, tiny_model_dir, sample_jsonl)), "--reference", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"{bad}:2: --reference: not a medtune predictions row (needs id and predicted)"

@@ -5,11 +5,13 @@ accelerate's own --cpu mode runs one process unless MPI is installed, so the tes
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -58,3 +60,35 @@ def test_two_processes_train_in_step_and_match_one_process(tmp_path, tiny_model_
         moved |= bool((r0[k] != 0).any())
     assert moved
     assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").is_file()  # rank 0 saved the result
+
+
+def test_two_processes_share_an_eval_and_match_one_process(tmp_path, tiny_model_dir, sample_jsonl):
+    """`torchrun --nproc_per_node 2 -m medtune eval`: each process scores half the questions (accelerate's
+    process group, gloo), the first one writes; the files equal a one-process eval's."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["eval", "--model", str(tiny_model_dir), "--data", str(sample_jsonl), "--limit", "13",
+            "--scorer", "letter", "cloze", "--batch-size", "3"]
+    one = subprocess.run([sys.executable, "-m", "medtune", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                          "-m", "medtune", *args, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("baselines: chance") == 1  # one table, from the first process
+
+    def rows(name):
+        return [json.loads(x) for x in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+
+    a, b = rows("one"), rows("two")
+    assert len(a) == len(b) == 13 and [r["id"] for r in a] == [r["id"] for r in b]
+    for x, y in zip(a, b):
+        assert x["predicted"] == y["predicted"] and x["probabilities"] == pytest.approx(y["probabilities"], abs=1e-5)
+        for name, other in x["other_scorers"].items():
+            assert other["predicted"] == y["other_scorers"][name]["predicted"]
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert m1["results"]["letter"]["accuracy"] == m2["results"]["letter"]["accuracy"]
+    assert m1["manifest"]["processes"] == 1 and m2["manifest"]["processes"] == 2
+    assert m2["manifest"]["backend"]["threads"] == 1

@@ -132,3 +132,15 @@ def test_no_prefix_reuse_when_contexts_would_be_cut(tiny_tokenizer, sample_jsonl
     assert common_prefix(reqs) and common_prefix(reqs, max_length=10_000) == common_prefix(reqs)
     assert common_prefix(reqs, max_length=12) == []  # cutting from the left would remove the prefix
     assert common_prefix(reqs[:1]) == []
+
+
+def test_share_splits_every_question_once_with_balanced_lengths():
+    from medtune.eval.scoring import Request, share
+
+    reqs = [Request(list(range(5 + (i * 37) % 90)), [[1], [2]]) for i in range(101)]
+    parts = [share(reqs, r, 3) for r in range(3)]
+    assert sorted(i for p in parts for i in p) == list(range(101))
+    assert sorted(len(p) for p in parts) == [33, 34, 34]
+    tokens = [sum(len(reqs[i].context) for i in p) for p in parts]
+    assert max(tokens) - min(tokens) <= max(len(r.context) for r in reqs)  # within one question's length
+    assert share(reqs, 0, 1) == sorted(range(101), key=lambda i: -len(reqs[i].context))

@@ -36,6 +36,9 @@ class EvalConfig:
     trust_remote_code: bool = False
     progress: bool = True
     load_options: Any = None  # medtune.data.sources.LoadOptions; None: defaults
+    # under `accelerate launch`/`torchrun`, split the questions between the processes (False: this
+    # process scores them all, e.g. when only one process of a training group evaluates)
+    distributed: bool = True
 
     def __post_init__(self) -> None:
         user_facing = SCORERS[:2]  # "choice" is set by medtune itself for encoders
@@ -51,9 +54,9 @@ class EvalConfig:
 
 def score_items(model: Any, tokenizer: Any, items: Sequence[MCQItem], scorer: str, template: str, *,
                 batch_size: int, device: str, max_length: int | None = None, progress: bool = False,
-                ) -> tuple[dict[str, list[list[float]]], int]:
+                processes: tuple[int, int] = (0, 1)) -> tuple[dict[str, list[list[float]]], int]:
     """Option scores per result name (e.g. letter; cloze, cloze_norm, cloze_mean), and how many
-    contexts were truncated."""
+    contexts were truncated. `processes`: (rank, world) to split the questions between processes."""
     from tqdm.auto import tqdm
 
     from medtune.data.prompts import render
@@ -68,11 +71,14 @@ def score_items(model: Any, tokenizer: Any, items: Sequence[MCQItem], scorer: st
     cloze = scorer == "cloze"
     rendered = [render(it, template, tokenizer, cloze=cloze) for it in items]
     requests = [build_request(tokenizer, p.prompt, p.choices) for p in rendered]
-    bar = tqdm(total=len(items), desc=f"scoring ({scorer})", unit="q", disable=not progress or None,
+    rank, world = processes
+    desc = f"scoring ({scorer})" + (f" · process 1 of {world}" if world > 1 else "")
+    bar = tqdm(total=-(-len(items) // world), desc=desc, unit="q", disable=not progress or rank != 0 or None,
                file=sys.stderr)
     try:
         scores = score_requests(model, requests, batch_size=batch_size, max_length=max_length,
-                                pad_id=tokenizer.pad_token_id, device=device, progress=bar)
+                                pad_id=tokenizer.pad_token_id, device=device, progress=bar,
+                                processes=processes)
     finally:
         bar.close()
     out = {"letter" if not cloze else "cloze": [s.logliks for s in scores]}
@@ -104,7 +110,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     """Score loaded items with the configured model and write metrics.json and predictions.jsonl."""
     import torch
 
-    from medtune.backend import default_batch_size, select_backend
+    from medtune.backend import default_batch_size, processes, select_backend
     from medtune.data.prompts import resolve_template
     from medtune.eval import metrics as M
     from medtune.eval.scoring import softmax
@@ -114,9 +120,10 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     from medtune.train.multiple_choice import is_multiple_choice
 
     torch.manual_seed(cfg.seed)
+    rank, world = processes() if cfg.distributed else (0, 1)
     backend = select_backend(cfg.device, cfg.dtype)
     ref = resolve_model(cfg.model)
-    if ref.note and model is None:
+    if ref.note and model is None and rank == 0:
         print(f"medtune: model {ref.name}: {ref.note}", file=sys.stderr)
     t_load = time.perf_counter()
     if tokenizer is None:
@@ -139,7 +146,8 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
     for scorer in cfg.scorers:
         ts = time.perf_counter()
         got, cut = score_items(model, tokenizer, items, scorer, template, batch_size=batch_size,
-                               device=backend.device, max_length=max_length, progress=cfg.progress)
+                               device=backend.device, max_length=max_length, progress=cfg.progress,
+                               processes=(rank, world))
         timings[scorer] = time.perf_counter() - ts
         results_scores.update(got)
         truncated = max(truncated, cut)
@@ -159,7 +167,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
         adapter={"path": cfg.adapter, "sha256": sha256_tree(cfg.adapter) if cfg.adapter and
                  Path(cfg.adapter).is_dir() else None} if cfg.adapter else None,
         data=report.to_dict(), limit=cfg.limit, scorers=cfg.scorers, template=template, seed=cfg.seed,
-        batch_size=batch_size, max_length=max_length,
+        batch_size=batch_size, max_length=max_length, processes=world,
     )
     metrics = {
         "primary": primary,
@@ -184,7 +192,7 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
             else:
                 row.setdefault("other_scorers", {})[name] = entry
         rows.append(row)
-    if cfg.out:
+    if cfg.out and rank == 0:
         out = Path(cfg.out)
         atomic_write_jsonl(out / "predictions.jsonl", rows)
         atomic_write_json(out / "metrics.json", metrics)

@@ -107,16 +107,43 @@ def common_prefix(requests: Sequence[Request], max_length: int | None = None) ->
     return first[:n]
 
 
+def _longest_first(requests: Sequence[Request]) -> list[int]:
+    return sorted(range(len(requests)), key=lambda i: -(len(requests[i].context)
+                                                         + max(map(len, requests[i].continuations))))
+
+
+def share(requests: Sequence[Request], rank: int, world: int) -> list[int]:
+    """The indices process `rank` of `world` scores: every world-th of the longest-first order, so each
+    process gets the same number of questions (±1) and about the same number of tokens."""
+    return _longest_first(requests)[rank::world]
+
+
 def score_requests(model: Any, requests: Sequence[Request], *, batch_size: int = 8,
                    max_length: int | None = None, pad_id: int = 0, device: str = "cpu",
-                   progress: Any = None, reuse_prefix: bool = True) -> list[Scores]:
+                   progress: Any = None, reuse_prefix: bool = True,
+                   processes: tuple[int, int] = (0, 1)) -> list[Scores]:
     """Score every request; results come back in the order given. `reuse_prefix=False` recomputes the
-    shared prefix in every batch (same numbers up to float rounding; kept for comparison)."""
+    shared prefix in every batch (same numbers up to float rounding; kept for comparison).
+
+    `processes=(rank, world)` with world > 1 (see `medtune.backend.processes`): every process of an
+    `accelerate launch`/`torchrun` group calls this with the same requests, scores its `share`, and all
+    of them get every result back (accelerate's `gather_object`)."""
+    rank, world = processes
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        mine = share(requests, rank, world)
+        got = score_requests(model, [requests[i] for i in mine], batch_size=batch_size, max_length=max_length,
+                             pad_id=pad_id, device=device, progress=progress, reuse_prefix=reuse_prefix)
+        merged: list[Scores | None] = [None] * len(requests)
+        for i, s in gather_object(list(zip(mine, got))):
+            merged[i] = s
+        return merged  # type: ignore[return-value]
+
     import torch
 
     shared = common_prefix(requests, max_length) if reuse_prefix else []
-    order = sorted(range(len(requests)), key=lambda i: -(len(requests[i].context)
-                                                          + max(map(len, requests[i].continuations))))
+    order = _longest_first(requests)
     results: list[Scores | None] = [None] * len(requests)
     with torch.inference_mode():
         prefix = None

@@ -115,7 +115,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
                                attn_implementation=recipe.model.attn_implementation)
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
-                          progress=sys.stderr.isatty())
+                          progress=sys.stderr.isatty(), distributed=False)  # rank 0 alone evaluates
 
     # --- evaluate the base model on the eval questions ---------------------------------------
     baseline = None
