@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, Callable, Sequence
 
@@ -517,11 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2, never a traceback."""
     torch_imported_early = "torch" in sys.modules  # medtune itself never imports it before this point
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # KEY=VALUE overrides written after options (argparse only takes them before)
+        if hasattr(args, "overrides") and all(OVERRIDE.match(x) for x in extra):
+            args.overrides = [*(args.overrides or []), *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.torch_imported_early = torch_imported_early
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -165,7 +165,23 @@ def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trus
     if quantization_config is None:
         model.to(backend.device)
     model.eval()
+    if adapter:
+        merge_for_inference(model)
     return model
+
+
+def merge_for_inference(model: Any) -> bool:
+    """Fold a LoRA adapter into the base weights in place (PEFT's `merge_adapter`), so a forward pass runs
+    the base layers alone instead of base plus two small matmuls per layer; the model stays a PeftModel
+    (`unmerge_adapter` undoes it). Not for quantized bases, where merging would round the adapter away.
+    Returns whether it merged."""
+    merge = getattr(model, "merge_adapter", None)
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False) or \
+        getattr(getattr(model, "config", None), "quantization_config", None) is not None
+    if merge is None or quantized:
+        return False
+    merge()
+    return True
 
 
 def load_model(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False) -> Any:

@@ -98,3 +98,12 @@ def test_bench_eval_bad_reference_is_one_line(tmp_path, tiny_model_dir, sample_j
     proc = run_cli("bench", "eval", str(_recipe(tmp_path, tiny_model_dir, sample_jsonl)), "--reference", str(bad))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{bad}:2: --reference: not a medtune predictions row (needs id and predicted)"
+
+
+def test_overrides_may_follow_options(tmp_path, tiny_model_dir, sample_jsonl):
+    recipe = str(_recipe(tmp_path, tiny_model_dir, sample_jsonl))
+    proc = run_cli("bench", "train", recipe, "--steps", "1", "--warmup", "0", "train.fp8=true")
+    assert proc.returncode == 2  # the override after --steps reached the recipe
+    assert proc.stderr.strip().startswith("medtune: error: train.fp8: fp8 training needs an FP8-capable GPU")
+    proc = run_cli("bench", "train", recipe, "--steps", "1", "--bogus")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith("error: unrecognized arguments: --bogus")

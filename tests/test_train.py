@@ -338,3 +338,17 @@ def test_other_methods_train_and_keep_the_best_checkpoint(tmp_path, tiny_model_d
     assert summary["best_checkpoint"].endswith(f"checkpoint-{best_step}")
     final = json.loads((out / "final" / "metrics.json").read_text())
     assert final["results"]["letter"]["accuracy"] == pytest.approx(accs[best_step])  # the best model was kept
+
+
+def test_inference_folds_the_adapter_into_the_weights_and_scores_the_same(lora_run, tiny_model_dir, tiny_tokenizer):
+    from medtune.backend import select_backend
+    from medtune.models import load_causal_lm, resolve_model
+
+    out, _ = lora_run
+    model = load_causal_lm(resolve_model(str(tiny_model_dir)), select_backend("cpu"), adapter=str(out / "adapter"))
+    lora_layers = [m for m in model.modules() if hasattr(m, "merged") and hasattr(m, "lora_A")]
+    assert lora_layers and all(m.merged for m in lora_layers)  # the forward pass skips the adapter matmuls
+    _assert_scores_match(model, tiny_tokenizer, *_recorded(out), tol=1e-5)
+    model.unmerge_adapter()  # still a PeftModel: attached again, same scores
+    assert not any(m.merged for m in lora_layers)
+    _assert_scores_match(model, tiny_tokenizer, *_recorded(out), tol=1e-5)

@@ -69,7 +69,8 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     from medtune.eval.compare import compare_runs, format_compare
     from medtune.eval.run import EvalConfig, evaluate_items, format_table
     from medtune.manifest import build_manifest
-    from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+    from medtune.models import (load_causal_lm, load_encoder, load_tokenizer, merge_for_inference, model_kind,
+                                resolve_model)
     from medtune.train import methods
     from medtune.train.examples import PadCollator, build_examples
     from medtune.train.multiple_choice import ChoiceCollator, encode_item
@@ -201,6 +202,7 @@ def run_train(recipe: Recipe, resume: bool = False) -> dict:
     # --- evaluate the trained model and compare ------------------------------------------------
     model = trainer.model
     model.eval()
+    merge_for_inference(model)  # the adapter is saved above; scoring runs the folded weights
     trained = {"adapter": str(final_dir)} if final_dir.name == "adapter" else {"model": str(final_dir)}
     final = evaluate_items(dataclasses.replace(eval_cfg, out=str(out / "final"), **trained),  # manifest hashes it
                            eval_items, data_report, model=model, tokenizer=tokenizer)

@@ -1,0 +1,103 @@
+"""One process with every core against one process per core (torchrun), repeated in turns.
+
+Each setting is a whole `medtune bench eval` run (letter scorer, prefix cache, no uncached pass) on the
+same questions, started fresh each time; the settings alternate A B C A B C ... so that a drift in the
+machine's speed hits all of them. Every run's predictions are checked against a recorded eval.
+
+usage: python benchmarks/cpu_eval_processes.py OUT.json [--recipe demo-cpu] [--rounds 3]
+           [--reference runs/demo/baseline] [--data SOURCE ...] [--settings 1x16 2x8 2x16]
+
+A setting PxB is P processes (P = 1: all threads in one process; P > 1: torchrun, one thread each) at
+batch B per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from medtune.manifest import cpu_model, git_commit, package_versions
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_setting(setting: str, recipe: str, reference: str | None, data: list[str] | None, out: Path) -> dict:
+    procs, batch = (int(x) for x in setting.split("x"))
+    args = ["bench", "eval", recipe, "--no-compare", "--batch-size", str(batch), "--out", str(out)]
+    if reference:
+        args += ["--reference", reference]
+    if data:
+        args += ["--data", *data]
+    if procs == 1:
+        cmd = [sys.executable, "-m", "medtune", *args]
+        env = dict(os.environ)
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(procs),
+               "--master_addr", "127.0.0.1", "--master_port", str(_port()), "-m", "medtune", *args]
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or procs) // procs))}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"{setting}: {' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    r = json.loads(out.read_text())["results"][0]
+    row = {"setting": setting, "processes": r["processes"], "threads_per_process": r["threads"],
+           "batch_size": batch, "questions": r["questions"], "seconds": r["prefix_cache"]["seconds"],
+           "questions_per_s": r["prefix_cache"]["questions_per_s"], "predictions": r["predictions"]}
+    if "reference" in r:
+        row["identical_to_reference"] = r["reference"]["identical_predictions"]
+        row["compared_with_reference"] = r["reference"]["compared"]
+    print(f"{setting:>6}: {row['questions_per_s']:6.2f} q/s ({row['seconds']:.1f} s)"
+          + (f", identical to the reference {row['identical_to_reference']}/{row['compared_with_reference']}"
+             if reference else ""), flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--recipe", default="demo-cpu")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--reference", help="a recorded eval folder of the same questions")
+    ap.add_argument("--data", nargs="+", help="these questions instead of the recipe's eval questions")
+    ap.add_argument("--settings", nargs="+", default=["1x16", "2x8", "2x16"])
+    args = ap.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(args.rounds):
+            for s in args.settings:
+                rows.append({"round": k, **run_setting(s, args.recipe, args.reference, args.data,
+                                                       Path(tmp) / f"{s}-{k}.json")})
+    first = rows[0]["predictions"]
+    summary = {}
+    for s in args.settings:
+        mine = [r for r in rows if r["setting"] == s]
+        qps = [r["questions_per_s"] for r in mine]
+        summary[s] = {"questions_per_s_median": statistics.median(qps), "min": min(qps), "max": max(qps),
+                      "identical_to_first_run": min(sum(a == b for a, b in zip(r["predictions"], first))
+                                                    for r in mine)}
+        print(f"{s:>6}: median {summary[s]['questions_per_s_median']:.2f} q/s (min {min(qps):.2f}, max "
+              f"{max(qps):.2f}) over {len(qps)} runs")
+    for r in rows:
+        del r["predictions"]
+    doc = {"what": "medtune bench eval: one process with every core vs one process per core (torchrun)",
+           "command": "python benchmarks/cpu_eval_processes.py " + " ".join(sys.argv[1:]),
+           "commit": git_commit(), "versions": package_versions(),
+           "device": {"cpu": cpu_model(), "cores": os.cpu_count()},
+           "recipe": args.recipe, "questions": rows[0]["questions"], "summary": summary, "runs": rows}
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
