@@ -305,6 +305,10 @@ def apply_device_env(devices: str | None = None, gfx_override: str | None = None
 
 
 def default_batch_size(backend: Backend) -> int:
-    """Questions per scoring pass when none is given: 16 on a CPU (measured fastest for the embedded
-    SmolLM2 on 2 cores: 7.75 q/s against 6.99 at 8 and 7.37 at 32; benchmarks/NOTES.md), 64 on a GPU."""
-    return 16 if backend.kind == "cpu" else 64
+    """Questions per scoring pass when none is given (measured with the embedded SmolLM2 on 2 cores,
+    benchmarks/NOTES.md): on a CPU 16 for a process with several threads (7.75 q/s against 6.99 at 8 and
+    7.37 at 32), 8 for a one-thread process, as under torchrun with one process per core (8.38 q/s
+    against 7.92 at 16); 64 on a GPU."""
+    if backend.kind != "cpu":
+        return 64
+    return 8 if backend.threads <= 1 else 16

@@ -182,3 +182,14 @@ def test_launcher_processes_and_their_gpus():
     launched = {"WORLD_SIZE": "4", "LOCAL_RANK": "3", "RANK": "7"}
     assert local_device("cuda", launched) == "cuda:3"  # each process of a launcher uses its own GPU
     assert local_device("cuda", {}) == "cuda" and local_device("cpu", launched) == "cpu"
+
+
+def test_default_scoring_batch():
+    from medtune.backend import Backend, default_batch_size
+
+    def be(kind, threads):
+        return Backend(kind=kind, device="cpu" if kind == "cpu" else "cuda", dtype="float32", name="x",
+                       threads=threads)
+
+    assert default_batch_size(be("cpu", 2)) == 16 and default_batch_size(be("cpu", 1)) == 8
+    assert default_batch_size(be("cuda", 1)) == 64
