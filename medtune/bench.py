@@ -383,7 +383,8 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
     from medtune.manifest import cpu_model, git_commit, package_versions
 
     results = []
-    first = processes()[0] == 0  # under a launcher, the first process prints and writes
+    rank, world = processes()
+    first = rank == 0  # under a launcher, the first process prints and writes
     for path in [recipe_path] + ([vs] if vs else []):
         recipe = load_recipe(path, overrides)
         fn = bench_train if kind == "train" else bench_eval
@@ -395,6 +396,7 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
     if not first:
         return results
     doc: dict = {"what": f"medtune bench {kind}", "command": " ".join(["medtune", *sys.argv[1:]]),
+                 "processes": world,  # > 1: started by torchrun / accelerate launch
                  "commit": git_commit(), "versions": package_versions(), "cpu": cpu_model(), "cores": os.cpu_count(),
                  "results": [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in results]}
     if vs:

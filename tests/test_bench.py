@@ -85,7 +85,9 @@ def test_bench_eval_scores_the_recipes_held_out_questions_against_a_recorded_eva
     proc = run_cli("bench", "eval", str(_recipe(tmp_path, tiny_model_dir, sample_jsonl)), "--no-compare",
                    "--reference", str(recorded), "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(out.read_text())["results"][0]
+    doc = json.loads(out.read_text())
+    r = doc["results"][0]
+    assert doc["processes"] == 1
     assert r["questions"] == 8 and r["questions_from"] == "the recipe's eval questions"  # data.eval_size: 8
     assert r["reference"]["compared"] == 8 and r["reference"]["identical_predictions"] == 8
     assert "no_prefix_cache" not in r and r["processes"] == 1
