@@ -323,22 +323,14 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
 
 def _read_predictions(path: str) -> tuple[str, dict[str, str]]:
     """A recorded eval's predicted letter per question id (its folder or predictions.jsonl)."""
-    import json
+    from medtune.eval.compare import read_predictions
 
     file = Path(path) / "predictions.jsonl" if Path(path).is_dir() else Path(path)
-    recorded = {}
     try:
-        lines = file.read_text("utf-8").splitlines()
+        rows = read_predictions(file, field="--reference")
     except OSError as e:
         raise MedtuneError(f"cannot read it: {e.strerror or e}", path=str(file), field="--reference") from None
-    for n, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-            recorded[row["id"]] = row["predicted"]
-        except (ValueError, KeyError, TypeError):
-            raise MedtuneError("not a medtune predictions row (needs id and predicted)", path=str(file), line=n,
-                               field="--reference") from None
-    return str(file), recorded
+    return str(file), {i: row["predicted"] for i, row in rows.items()}
 
 
 def format_bench(r: dict) -> str:

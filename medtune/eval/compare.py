@@ -19,14 +19,22 @@ def _read_run(folder: str) -> tuple[dict, dict[str, dict]]:
         metrics = json.loads(mpath.read_text("utf-8"))
     except ValueError as err:
         raise MedtuneError(f"invalid JSON: {err}", path=str(mpath), field="json") from None
+    return metrics, read_predictions(ppath)
+
+
+def read_predictions(path: Path, field: str = "json") -> dict[str, dict]:
+    """An eval's predictions.jsonl rows by question id; a bad line is a one-line error naming file and line."""
     preds = {}
-    for no, line in enumerate(ppath.read_text("utf-8").splitlines(), start=1):
+    for no, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
         try:
             row = json.loads(line)
         except ValueError as err:
-            raise MedtuneError(f"invalid JSON: {err}", path=str(ppath), line=no, field="json") from None
+            raise MedtuneError(f"invalid JSON: {err}", path=str(path), line=no, field=field) from None
+        if not isinstance(row, dict) or "id" not in row or "predicted" not in row:
+            raise MedtuneError("not a medtune predictions row (needs id and predicted)", path=str(path), line=no,
+                               field=field)
         preds[row["id"]] = row
-    return metrics, preds
+    return preds
 
 
 def correctness(row: dict, result: str) -> bool | None:
