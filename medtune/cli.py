@@ -399,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="auto", help="auto (chat if the tokenizer has one), chat, plain, "
                                                       "hackathon")
     p.add_argument("--limit", type=int, help="score only the first N questions")
-    p.add_argument("--batch-size", type=int, help="questions per forward pass (default 16 on CPU, 64 on GPU)")
+    p.add_argument("--batch-size", type=int, help="questions per forward pass for a question of median length; longer ones go fewer "
+                   "to a pass, shorter ones more (default on CPU 8 per one-thread process, else 16; 64 on GPU)")
     p.add_argument("--max-length", type=int, help="cut contexts from the left beyond this many tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -502,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="train: torch.compile the model")
     p.add_argument("--limit", type=int, help="eval: only the first N questions")
     p.add_argument("--data", nargs="+", help="eval: these sources instead of the recipe's")
-    p.add_argument("--batch-size", type=int, help="eval: questions per forward pass")
+    p.add_argument("--batch-size", type=int, help="eval: questions per forward pass (of median length)")
     p.add_argument("--scorer", choices=["letter", "cloze"], help="eval: default the recipe's eval scorer")
     p.add_argument("--no-compare", action="store_true", help="eval: skip the run without the prefix cache")
     p.add_argument("--reference", metavar="EVAL", help="eval: count predictions equal to this recorded eval's "

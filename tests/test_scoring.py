@@ -144,3 +144,22 @@ def test_share_splits_every_question_once_with_balanced_lengths():
     tokens = [sum(len(reqs[i].context) for i in p) for p in parts]
     assert max(tokens) - min(tokens) <= max(len(r.context) for r in reqs)  # within one question's length
     assert share(reqs, 0, 1) == sorted(range(101), key=lambda i: -len(reqs[i].context))
+
+
+def test_passes_hold_a_budget_of_tokens_not_a_fixed_count():
+    """Longest first, each pass at most batch_size x the median question's tokens (padding included):
+    long questions alone, short ones several to a pass, never more than 4 x batch_size."""
+    from medtune.eval.scoring import Request, passes
+
+    lengths = [40, 20, 20] + [10] * 7  # + 1 continuation token each: 41, 21, 21, 11 x 7; median 11
+    reqs = [Request(list(range(n)), [[1], [2]]) for n in lengths]
+    order = list(range(len(reqs)))
+    assert passes(reqs, order, 2) == [[0], [1], [2], [3, 4], [5, 6], [7, 8], [9]]  # budget 2 x 11 = 22
+    assert passes(reqs, order, 4) == [[0], [1, 2], [3, 4, 5, 6], [7, 8, 9]]  # budget 44
+    # a reused prefix of 5 tokens is not counted: lengths 36, 16, 16, 6 x 7; budget 2 x 6 = 12
+    assert passes(reqs, order, 2, skip=5) == [[0], [1], [2], [3, 4], [5, 6], [7, 8], [9]]
+    # short questions behind a median of long ones (100 tokens, budget 200): capped at 4 x batch_size
+    mixed = [Request(list(range(99)), [[1]]) for _ in range(21)] + [Request([0], [[1]]) for _ in range(20)]
+    assert [len(p) for p in passes(mixed, list(range(41)), 2)] == [2] * 11 + [8, 8, 3]
+    assert passes(mixed, [], 2) == []
+    assert sum(passes(reqs, order[::-1], 3), []) == order[::-1]  # every question once, in the order given

@@ -13,7 +13,9 @@ Speed without changing a number: the prefix every question's context shares (the
 system turn and the instruction, about half of a MedMCQA prompt) runs once for the whole set and
 its KV cache is reused by every batch; each question's context then runs once (left-padded batches,
 sorted by length), extended by whatever prefix all its continuations share; only the remaining
-tokens of multi-token continuations run again, on a copy of the context's KV cache.
+tokens of multi-token continuations run again, on a copy of the context's KV cache. Batches hold a
+budget of tokens rather than a fixed number of questions (`passes`): long questions go fewer to a
+pass, short ones more, so little of a pass is padding and every pass is about the same size.
 """
 
 from __future__ import annotations
@@ -112,6 +114,29 @@ def _longest_first(requests: Sequence[Request]) -> list[int]:
                                                          + max(map(len, requests[i].continuations))))
 
 
+MAX_PASS_FACTOR = 4  # a pass holds at most this many times batch_size questions
+
+
+def passes(requests: Sequence[Request], order: Sequence[int], batch_size: int, skip: int = 0) -> list[list[int]]:
+    """Consecutive runs of `order` (longest first) to score in one forward pass each: as many questions
+    as fit in a budget of `batch_size` x the median question's tokens (counted after the `skip` tokens
+    of a reused prefix, padding included), at least one and at most MAX_PASS_FACTOR x batch_size.
+    A batch of fixed size would pad every question to its longest one: 7% of the tokens of the demo's
+    questions at 8 a pass, 14% at 16, against about 2% this way."""
+    if not order:
+        return []
+    length = {i: max(1, len(requests[i].context) - skip + max(map(len, requests[i].continuations)))
+              for i in order}
+    ranked = sorted(length.values())
+    budget = batch_size * ranked[len(ranked) // 2]
+    out, start = [], 0
+    while start < len(order):
+        n = min(MAX_PASS_FACTOR * batch_size, max(1, budget // length[order[start]]))
+        out.append(list(order[start:start + n]))
+        start += n
+    return out
+
+
 def share(requests: Sequence[Request], rank: int, world: int) -> list[int]:
     """The indices process `rank` of `world` scores: every world-th of the longest-first order, so each
     process gets the same number of questions (±1) and about the same number of tokens."""
@@ -150,8 +175,7 @@ def score_requests(model: Any, requests: Sequence[Request], *, batch_size: int =
         if shared:
             out = model(input_ids=torch.tensor([shared], device=device), use_cache=True, logits_to_keep=1)
             prefix = (len(shared), out.past_key_values)
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in passes(requests, order, batch_size, len(shared)):
             batch = [requests[i] for i in idx]
             if prefix is not None:
                 batch = [Request(r.context[prefix[0]:], r.continuations) for r in batch]
