@@ -399,8 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="auto", help="auto (chat if the tokenizer has one), chat, plain, "
                                                       "hackathon")
     p.add_argument("--limit", type=int, help="score only the first N questions")
-    p.add_argument("--batch-size", type=int, help="questions per forward pass for a question of median length; longer ones go fewer "
-                   "to a pass, shorter ones more (default on CPU 8 per one-thread process, else 16; 64 on GPU)")
+    p.add_argument("--batch-size", type=int,
+                   help="questions per forward pass for a question of median length; longer ones go fewer to "
+                        "a pass, shorter ones more (default on CPU 8 per one-thread process, else 16; 64 on GPU)")
     p.add_argument("--max-length", type=int, help="cut contexts from the left beyond this many tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
