@@ -35,6 +35,14 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+def printed(row: dict) -> dict:
+    """One run's line on the terminal; the row itself back."""
+    print(f"{row['setting']:>6}: {row['questions_per_s']:6.2f} q/s ({row['seconds']:.1f} s)"
+          + (f", identical to the reference {row['identical_to_reference']}/{row['compared_with_reference']}"
+             if "identical_to_reference" in row else ""), flush=True)
+    return row
+
+
 def run_setting(setting: str, recipe: str, reference: str | None, data: list[str] | None, out: Path) -> dict:
     procs, batch = (int(x) for x in setting.split("x"))
     args = ["bench", "eval", recipe, "--no-compare", "--batch-size", str(batch), "--out", str(out)]
@@ -59,10 +67,7 @@ def run_setting(setting: str, recipe: str, reference: str | None, data: list[str
     if "reference" in r:
         row["identical_to_reference"] = r["reference"]["identical_predictions"]
         row["compared_with_reference"] = r["reference"]["compared"]
-    print(f"{setting:>6}: {row['questions_per_s']:6.2f} q/s ({row['seconds']:.1f} s)"
-          + (f", identical to the reference {row['identical_to_reference']}/{row['compared_with_reference']}"
-             if reference else ""), flush=True)
-    return row
+    return printed(row)
 
 
 def extract(rev: str, dest: Path) -> Path:
@@ -105,10 +110,7 @@ def run_foundation(rev: str, tree: Path, model: str, data: list[str], reference:
         ref = read_predictions(Path(reference) / "predictions.jsonl")
         row["identical_to_reference"] = sum(ref[i]["predicted"] == r["predicted"] for i, r in mine.items() if i in ref)
         row["compared_with_reference"] = sum(i in ref for i in mine)
-    print(f"{row['setting']:>6}: {row['questions_per_s']:6.2f} q/s ({seconds:.1f} s)"
-          + (f", identical to the reference {row['identical_to_reference']}/{row['compared_with_reference']}"
-             if reference else ""), flush=True)
-    return row
+    return printed(row)
 
 
 def main() -> None:

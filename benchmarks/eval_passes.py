@@ -29,7 +29,7 @@ def padding(requests, batches, skip) -> float:
     """Fraction of the tokens of the passes that are padding."""
     real = padded = 0
     for b in batches:
-        lens = [len(requests[i].context) - skip + max(map(len, requests[i].continuations)) for i in b]
+        lens = [requests[i].longest - skip for i in b]
         real += sum(lens)
         padded += len(lens) * max(lens)
     return 1 - real / padded

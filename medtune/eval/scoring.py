@@ -32,6 +32,11 @@ class Request:
     context: list[int]
     continuations: list[list[int]]
 
+    @property
+    def longest(self) -> int:
+        """Tokens of the context and its longest continuation: what sorting, passes and cutting count."""
+        return len(self.context) + max(map(len, self.continuations))
+
 
 @dataclass
 class Scores:
@@ -103,15 +108,13 @@ def common_prefix(requests: Sequence[Request], max_length: int | None = None) ->
         n = k
         if n < MIN_SHARED_PREFIX:
             return []
-    if max_length is not None and any(len(r.context) + max(map(len, r.continuations)) > max_length
-                                      for r in requests):
+    if max_length is not None and any(r.longest > max_length for r in requests):
         return []
     return first[:n]
 
 
 def _longest_first(requests: Sequence[Request]) -> list[int]:
-    return sorted(range(len(requests)), key=lambda i: -(len(requests[i].context)
-                                                         + max(map(len, requests[i].continuations))))
+    return sorted(range(len(requests)), key=lambda i: -requests[i].longest)
 
 
 MAX_PASS_FACTOR = 4  # a pass holds at most this many times batch_size questions
@@ -125,8 +128,7 @@ def passes(requests: Sequence[Request], order: Sequence[int], batch_size: int, s
     the tokens at 16 a pass (and at 8 a pass for either half under two processes), 1-2% this way."""
     if not order:
         return []
-    length = {i: max(1, len(requests[i].context) - skip + max(map(len, requests[i].continuations)))
-              for i in order}
+    length = {i: max(1, requests[i].longest - skip) for i in order}
     ranked = sorted(length.values())
     budget = batch_size * ranked[len(ranked) // 2]
     out, start = [], 0
