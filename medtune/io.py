@@ -12,6 +12,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
+def cache_dir() -> Path:
+    """medtune's cache: $MEDTUNE_CACHE, else $XDG_CACHE_HOME/medtune, else ~/.cache/medtune."""
+    if os.environ.get("MEDTUNE_CACHE"):
+        return Path(os.environ["MEDTUNE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "medtune"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text to `path` through a temp file in the same folder and an atomic rename."""
     path = Path(path)

