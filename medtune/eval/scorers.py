@@ -1,0 +1,138 @@
+"""SCORERS: every way medtune turns a model's output into an answer, one entry each.
+
+A scorer is a function `fn(model, tokenizer, items, template, *, batch_size, device, max_length,
+progress, processes, options) -> ScorerOutput`; evaluation code looks the scorer up by name here and
+never branches on it. Adding a scorer is one `Scorer(...)` entry in `SCORERS`.
+
+The contract every scorer returns (`ScorerOutput`):
+- `scores`: per result name (e.g. "letter"; "cloze", "cloze_norm", "cloze_mean"), per question, one
+  score per option (log-likelihoods, logits or any monotone score; softmax gives the probabilities);
+- `predicted`: per result name, per question, the chosen option index, or None when no answer could be
+  read (counted wrong, never defaulted to a letter). When given it overrides the argmax of `scores`;
+- `rows`: per question, extra fields for predictions.jsonl (e.g. the raw generation);
+- `extra`: extra fields for metrics.json (e.g. {"unparseable": 3, "unparseable_rate": 0.15});
+- `truncated`: how many contexts were cut to fit the model;
+- `tokens`: {"processed": tokens run through the model (a shared prefix once),
+  "questions": the questions' own tokens}, when the scorer counts them.
+
+The generative scorer lives in `medtune.eval.generate.score_generate(model, tokenizer, items,
+template, *, batch_size, device, progress, max_new_tokens, thinking) -> ScorerOutput`, imported only
+when `--scorer generate` is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from medtune.data.schema import MCQItem
+from medtune.errors import MedtuneError, did_you_mean
+
+
+@dataclass
+class ScorerOutput:
+    """What a scorer gives back (see the module docstring for each field)."""
+
+    scores: dict[str, list[list[float]]]
+    truncated: int = 0
+    predicted: dict[str, list[int | None]] | None = None
+    rows: list[dict] | None = None
+    extra: dict | None = None
+    tokens: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class ScorerOptions:
+    """Scorer settings that only some scorers read (the generative scorer's, for now)."""
+
+    max_new_tokens: int = 512
+    thinking: bool = False
+
+
+ScoreFn = Callable[..., ScorerOutput]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """One scorer: its name, the result names it reports, how to run it, and whether users pick it."""
+
+    name: str
+    results: tuple[str, ...]
+    load: Callable[[], ScoreFn]  # imports and returns the scoring function (lazily: heavy modules)
+    user_facing: bool = True
+    help: str = ""
+    options_kw: tuple[str, ...] = field(default=())
+
+    def run(self, model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, batch_size: int,
+            device: str, max_length: int | None = None, progress: Any = None,
+            processes: tuple[int, int] = (0, 1), options: ScorerOptions | None = None) -> ScorerOutput:
+        """Score the items and check the output names the results this scorer declares."""
+        out = self.load()(model, tokenizer, items, template, batch_size=batch_size, device=device,
+                          max_length=max_length, progress=progress, processes=processes,
+                          options=options or ScorerOptions())
+        missing = [r for r in self.results if r not in out.scores]
+        if missing:
+            raise RuntimeError(f"scorer {self.name!r} returned no {', '.join(missing)} scores")
+        return out
+
+
+def _letter() -> ScoreFn:
+    from medtune.eval.loglik import score_letter
+
+    return score_letter
+
+
+def _cloze() -> ScoreFn:
+    from medtune.eval.loglik import score_cloze
+
+    return score_cloze
+
+
+def _choice() -> ScoreFn:
+    from medtune.eval.choice import score_choice
+
+    return score_choice
+
+
+def _generate() -> ScoreFn:
+    def run(model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, batch_size: int,
+            device: str, max_length: int | None = None, progress: Any = None,
+            processes: tuple[int, int] = (0, 1), options: ScorerOptions) -> ScorerOutput:
+        from medtune.eval.generate import score_generate
+
+        return score_generate(model, tokenizer, items, template, batch_size=batch_size, device=device,
+                              progress=progress, max_new_tokens=options.max_new_tokens,
+                              thinking=options.thinking)
+
+    return run
+
+
+SCORERS: dict[str, Scorer] = {s.name: s for s in (
+    Scorer("letter", ("letter",), _letter,
+           help="log-likelihood of each option's letter after the question (one forward pass)"),
+    Scorer("cloze", ("cloze", "cloze_norm", "cloze_mean"), _cloze,
+           help="log-likelihood of each option's text (lm-eval acc; per character: acc_norm)"),
+    Scorer("choice", ("choice",), _choice, user_facing=False,
+           help="an encoder's multiple-choice head (chosen by medtune for such models)"),
+    Scorer("generate", ("generate",), _generate, options_kw=("max_new_tokens", "thinking"),
+           help="greedy generation, then the answer read from the text (unparseable counts wrong)"),
+)}
+
+
+def user_scorers() -> tuple[str, ...]:
+    """The scorer names a user may ask for."""
+    return tuple(n for n, s in SCORERS.items() if s.user_facing)
+
+
+def get_scorer(name: str) -> Scorer:
+    """The registered scorer of this name (a one-line error with a suggestion otherwise)."""
+    if name not in SCORERS:
+        names = user_scorers()
+        raise MedtuneError(f"unknown scorer {name!r}{did_you_mean(name, names)}; choose from "
+                           f"{', '.join(names)}", field="--scorer")
+    return SCORERS[name]
+
+
+def result_names(scorer: str) -> tuple[str, ...]:
+    """The result names a scorer reports (e.g. cloze: cloze, cloze_norm, cloze_mean)."""
+    return get_scorer(scorer).results
