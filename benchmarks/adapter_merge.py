@@ -27,7 +27,7 @@ def main() -> None:
     import torch
 
     from medtune.backend import select_backend
-    from medtune.config import load_recipe
+    from medtune.train.recipe import load_recipe
     from medtune.data.prompts import render
     from medtune.eval.scoring import build_request, score_requests
     from medtune.manifest import cpu_model, git_commit, package_versions

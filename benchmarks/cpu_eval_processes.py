@@ -80,7 +80,7 @@ def extract(rev: str, dest: Path) -> Path:
 
 def heldout_file(recipe: str, dest: Path) -> Path:
     """The recipe's held-out eval questions as a medtune JSONL file, for code that predates --recipe."""
-    from medtune.config import load_recipe
+    from medtune.train.recipe import load_recipe
     from medtune.io import atomic_write_jsonl
     from medtune.train.run import load_train_eval
 
@@ -128,7 +128,7 @@ def main() -> None:
     names = list(args.settings)
     with tempfile.TemporaryDirectory() as tmp:
         if args.foundation:
-            from medtune.config import load_recipe
+            from medtune.train.recipe import load_recipe
 
             tree = extract(args.foundation, Path(tmp) / "foundation")
             data = args.data or [str(heldout_file(args.recipe, Path(tmp) / "heldout.jsonl"))]

@@ -50,7 +50,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import medtune.eval.scoring as scoring
     from medtune.backend import select_backend
-    from medtune.config import load_recipe
+    from medtune.train.recipe import load_recipe
     from medtune.data.prompts import render, resolve_template
     from medtune.manifest import cpu_model, git_commit, package_versions
     from medtune.models import load_causal_lm, load_tokenizer, resolve_model

@@ -68,7 +68,7 @@ def main() -> None:
     ref = resolve_model(args.tokenizer if args.shape else args.model)
     tok = load_tokenizer(ref)
     if args.shape:
-        from medtune.bench import _shape_model
+        from medtune.bench.common import shape_model as _shape_model
 
         model = _shape_model(args.shape, backend.torch_dtype()).to(backend.device).eval()
         ref.name = f"{args.shape} shape, random weights"

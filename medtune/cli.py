@@ -132,10 +132,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from medtune.config import describe, load_recipe
+    from medtune.train.recipe import describe_recipe, load_recipe
 
     if args.help_recipe:
-        print("\n".join(describe()))
+        print("\n".join(describe_recipe()))
         return 0
     recipe = load_recipe(args.recipe, args.overrides)
     from medtune.train.run import run_train  # imports no torch: run_train sets recipe.env first

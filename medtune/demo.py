@@ -35,7 +35,7 @@ def verdict(summary: dict, alpha: float = 0.05) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Train and evaluate per configs/demo-cpu.yaml (with any key=value overrides), then sum up."""
-    from medtune.config import load_recipe
+    from medtune.train.recipe import load_recipe
     from medtune.train.run import run_train
 
     t0 = time.perf_counter()

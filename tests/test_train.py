@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from conftest import ROOT, run_cli
-from medtune.config import load_recipe
+from medtune.train.recipe import load_recipe
 
 
 def _recipe_file(tmp_path: Path, model_dir: Path, data: Path, out: Path, **train) -> Path:

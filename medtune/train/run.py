@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from medtune.config import Recipe
+from medtune.train.recipe import Recipe
 from medtune.errors import MedtuneError
 from medtune.io import atomic_write_json, atomic_write_text, replace_dir
 

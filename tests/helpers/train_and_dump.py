@@ -6,7 +6,7 @@ import sys
 
 from safetensors.torch import save_file
 
-from medtune.config import load_recipe
+from medtune.train.recipe import load_recipe
 from medtune.train import trainer as T
 from medtune.train.run import run_train
 

@@ -1,0 +1,97 @@
+"""`medtune bench eval`: see medtune.bench."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from medtune.errors import MedtuneError
+
+from medtune.bench.common import memory, setup, sync
+
+
+def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None = None, limit: int | None = None,
+               batch_size: int | None = None, device: str | None = None, scorer: str | None = None,
+               compare_without_prefix: bool = True, data: list[str] | None = None,
+               reference: str | None = None) -> dict:
+    """Score the questions the recipe evaluates on (its eval sources, or the held-out part of its split;
+    or --data) with its eval scorer, timed. Under `accelerate launch`/`torchrun` the processes share them."""
+    import torch
+
+    from medtune.backend import default_batch_size, processes
+    from medtune.data.prompts import render
+    from medtune.data.sources import LoadOptions, load_benchmark
+    from medtune.eval.scoring import build_request, common_prefix, score_requests
+    from medtune.train.run import load_train_eval
+
+    rank, world = processes()
+    recorded = _read_predictions(reference) if reference else None  # before minutes of loading
+    s = setup(recipe, shape, tokenizer, device, for_training=False)
+    backend, model, tok = s["backend"], s["model"], s["tokenizer"]
+    d = recipe.data
+    if data:
+        items, _ = load_benchmark(data, LoadOptions(format=d.format, cop_base=d.cop_base))
+    else:
+        items = load_train_eval(recipe)[1]
+    if limit:
+        items = items[:limit]
+    scorer = scorer or recipe.train.eval_scorer
+    bs = batch_size or default_batch_size(backend)
+    prompts = [render(it, s["template"], tok, cloze=scorer == "cloze") for it in items]
+    reqs = [build_request(tok, p.prompt, p.choices) for p in prompts]
+    shared = len(common_prefix(reqs))
+    n_tokens = sum(len(r.context) + sum(len(c) for c in r.continuations) for r in reqs)
+    model.eval()
+    runs = {}
+    for label, reuse in (("prefix_cache", True), ("no_prefix_cache", False)):
+        if label == "no_prefix_cache" and not compare_without_prefix:
+            continue
+        score_requests(model, reqs[: min(len(reqs), bs * world)], batch_size=bs, pad_id=tok.pad_token_id,
+                       device=backend.device, reuse_prefix=reuse, processes=(rank, world))  # warm-up, in step
+        sync(backend.device)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            scores = score_requests(model, reqs, batch_size=bs, pad_id=tok.pad_token_id, device=backend.device,
+                                    reuse_prefix=reuse, processes=(rank, world))
+        sync(backend.device)
+        wall = time.perf_counter() - t0
+        preds = [max(range(len(x.logliks)), key=x.logliks.__getitem__) for x in scores]
+        runs[label] = {"seconds": wall, "questions_per_s": len(reqs) / wall, "tokens_per_s": n_tokens / wall,
+                       "predictions": preds, "logliks": [x.logliks for x in scores]}
+    out = {"kind": "eval", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "scorer": scorer,
+           "template": s["template"], "questions": len(reqs), "batch_size": bs, "tokens": n_tokens,
+           "shared_prefix_tokens": shared, "backend": backend.to_dict(), "memory": memory(backend.device),
+           "threads": torch.get_num_threads(), "processes": world,
+           "questions_from": "--data " + " ".join(data) if data else "the recipe's eval questions"}
+    for label, r in runs.items():
+        out[label] = {k: v for k, v in r.items() if k not in ("predictions", "logliks")}
+    if len(runs) == 2:
+        a, b = runs["prefix_cache"], runs["no_prefix_cache"]
+        out["identical_predictions"] = sum(x == y for x, y in zip(a["predictions"], b["predictions"]))
+        out["max_abs_loglik_difference"] = max(abs(x - y) for ra, rb in zip(a["logliks"], b["logliks"])
+                                               for x, y in zip(ra, rb))
+        out["speedup"] = b["seconds"] / a["seconds"]
+    out["predictions"] = runs["prefix_cache"]["predictions"]
+    if recorded is not None:
+        from medtune.data.schema import LETTERS
+
+        both = [(recorded[1][it.id], LETTERS[p]) for it, p in zip(items, out["predictions"]) if it.id in recorded[1]]
+        if not both:
+            raise MedtuneError("no question id in common with the questions benchmarked", path=recorded[0],
+                               field="--reference")
+        out["reference"] = {"path": recorded[0], "compared": len(both),
+                            "identical_predictions": sum(a == b for a, b in both)}
+    return out
+
+
+def _read_predictions(path: str) -> tuple[str, dict[str, str]]:
+    """A recorded eval's predicted letter per question id (its folder or predictions.jsonl)."""
+    from medtune.eval.compare import read_predictions
+
+    file = Path(path) / "predictions.jsonl" if Path(path).is_dir() else Path(path)
+    try:
+        rows = read_predictions(file, field="--reference")
+    except OSError as e:
+        raise MedtuneError(f"cannot read it: {e.strerror or e}", path=str(file), field="--reference") from None
+    return str(file), {i: row["predicted"] for i, row in rows.items()}
