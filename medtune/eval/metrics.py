@@ -22,9 +22,9 @@ def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return (lo, hi)
 
 
-def macro_f1(gold: Sequence[int], pred: Sequence[int]) -> float:
-    """Mean F1 over the answer letters that occur as gold or prediction."""
-    labels = sorted(set(gold) | set(pred))
+def macro_f1(gold: Sequence[int], pred: Sequence[int | None]) -> float:
+    """Mean F1 over the answer letters that occur as gold or prediction (None: no answer, a miss)."""
+    labels = sorted(set(gold) | {p for p in pred if p is not None})
     f1s = []
     for lab in labels:
         tp = sum(1 for g, p in zip(gold, pred) if g == lab and p == lab)
@@ -54,18 +54,20 @@ def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bo
 
 
 def summarize(gold: Sequence[int], probs: Sequence[Sequence[float]], subjects: Sequence[str | None],
-              ) -> dict:
-    """All metrics for one scorer's option probabilities against the gold indices."""
+              predicted: Sequence[int | None] | None = None) -> dict:
+    """All metrics for one scorer's option probabilities against the gold indices. `predicted`, when
+    given, overrides the argmax; a None there is an unanswered question: wrong, with no confidence."""
     n = len(gold)
-    pred = [max(range(len(p)), key=lambda i: p[i]) for p in probs]
-    correct = [g == p for g, p in zip(gold, pred)]
+    pred = list(predicted) if predicted is not None else [max(range(len(p)), key=lambda i: p[i]) for p in probs]
+    correct = [k is not None and g == k for g, k in zip(gold, pred)]
     k = sum(correct)
     lo, hi = wilson_ci(k, n)
-    ece, bins = expected_calibration_error([max(p) for p in probs], correct)
+    ece, bins = expected_calibration_error([0.0 if j is None else p[j] for p, j in zip(probs, pred)], correct)
     width = max(len(p) for p in probs)
     confusion = [[0] * width for _ in range(width)]
-    for g, p in zip(gold, pred):
-        confusion[g][p] += 1
+    for g, j in zip(gold, pred):
+        if j is not None:
+            confusion[g][j] += 1
     by_subject: dict[str, list[bool]] = defaultdict(list)
     for s, c in zip(subjects, correct):
         by_subject[s or "(none)"].append(c)
@@ -75,12 +77,16 @@ def summarize(gold: Sequence[int], probs: Sequence[Sequence[float]], subjects: S
         slo, shi = wilson_ci(sum(cs), len(cs))
         per_subject[s] = {"n": len(cs), "accuracy": sum(cs) / len(cs), "ci95": [slo, shi]}
     pred_counts = Counter(pred)
+    letters = {LETTERS[i]: pred_counts.get(i, 0) / n for i in range(width)}
+    unanswered = pred_counts.get(None, 0)
+    if unanswered:
+        letters["none"] = unanswered / n
     return {
         "n": n, "correct": k, "accuracy": k / n if n else 0.0, "ci95": [lo, hi],
         "macro_f1": macro_f1(gold, pred), "ece": ece, "reliability": bins,
         "per_subject": per_subject,
         "confusion": {"labels": list(LETTERS[:width]), "rows_gold_cols_pred": confusion},
-        "predicted_letters": {LETTERS[i]: pred_counts.get(i, 0) / n for i in range(width)},
+        "predicted_letters": letters, "unanswered": unanswered,
     }
 
 

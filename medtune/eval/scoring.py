@@ -21,30 +21,9 @@ pass, short ones more, so little of a pass is padding and every pass is about th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Sequence
 
-
-@dataclass
-class Request:
-    """One question to score: its context tokens and one token list per option."""
-
-    context: list[int]
-    continuations: list[list[int]]
-
-    @property
-    def longest(self) -> int:
-        """Tokens of the context and its longest continuation: what sorting, passes and cutting count."""
-        return len(self.context) + max(map(len, self.continuations))
-
-
-@dataclass
-class Scores:
-    """Per option: summed log-likelihood and its token count; whether the context was cut."""
-
-    logliks: list[float]
-    n_tokens: list[int]
-    truncated: bool = False
+from medtune.eval.batch import Request, Scores, score_batch
 
 
 def continuation_text(context: str, choice: str) -> str:
@@ -78,16 +57,6 @@ def build_request(tokenizer: Any, context: str, choices: Sequence[str]) -> Reque
         if not c:
             raise ValueError(f"choice {choices[i]!r} encodes to no tokens")
     return Request(ctx, conts)
-
-
-def _split_shared(req: Request) -> tuple[list[int], list[list[int]]]:
-    """The longest prefix all continuations share (each keeps at least one token) and the rests."""
-    conts = req.continuations
-    limit = min(len(c) for c in conts) - 1
-    n = 0
-    while n < limit and all(c[n] == conts[0][n] for c in conts):
-        n += 1
-    return conts[0][:n], [c[n:] for c in conts]
 
 
 MIN_SHARED_PREFIX = 8  # tokens; below this a shared prefix is not worth a cache
@@ -148,20 +117,24 @@ def share(requests: Sequence[Request], rank: int, world: int) -> list[int]:
 def score_requests(model: Any, requests: Sequence[Request], *, batch_size: int = 8,
                    max_length: int | None = None, pad_id: int = 0, device: str = "cpu",
                    progress: Any = None, reuse_prefix: bool = True,
-                   processes: tuple[int, int] = (0, 1)) -> list[Scores]:
+                   processes: tuple[int, int] = (0, 1), stats: dict | None = None) -> list[Scores]:
     """Score every request; results come back in the order given. `reuse_prefix=False` recomputes the
     shared prefix in every batch (same numbers up to float rounding; kept for comparison).
 
     `processes=(rank, world)` with world > 1 (see `medtune.backend.processes`): every process of an
     `accelerate launch`/`torchrun` group calls this with the same requests, scores its `share`, and all
-    of them get every result back (accelerate's `gather_object`)."""
+    of them get every result back (accelerate's `gather_object`).
+
+    `stats`, when given, is filled with what ran through the model in this process: "processed" tokens
+    (the shared prefix once, no padding) and "padded" (positions including padding)."""
     rank, world = processes
     if world > 1:
         from accelerate.utils import gather_object
 
         mine = share(requests, rank, world)
         got = score_requests(model, [requests[i] for i in mine], batch_size=batch_size, max_length=max_length,
-                             pad_id=pad_id, device=device, progress=progress, reuse_prefix=reuse_prefix)
+                             pad_id=pad_id, device=device, progress=progress, reuse_prefix=reuse_prefix,
+                             stats=stats)
         merged: list[Scores | None] = [None] * len(requests)
         for i, s in gather_object(list(zip(mine, got))):
             merged[i] = s
@@ -177,94 +150,18 @@ def score_requests(model: Any, requests: Sequence[Request], *, batch_size: int =
         if shared:
             out = model(input_ids=torch.tensor([shared], device=device), use_cache=True, logits_to_keep=1)
             prefix = (len(shared), out.past_key_values)
+            if stats is not None:
+                stats["processed"] = stats.get("processed", 0) + len(shared)
+                stats["padded"] = stats.get("padded", 0) + len(shared)
         for idx in passes(requests, order, batch_size, len(shared)):
             batch = [requests[i] for i in idx]
             if prefix is not None:
                 batch = [Request(r.context[prefix[0]:], r.continuations) for r in batch]
-            for i, s in zip(idx, _score_batch(model, batch, max_length, pad_id, device, prefix)):
+            for i, s in zip(idx, score_batch(model, batch, max_length, pad_id, device, prefix, stats)):
                 results[i] = s
             if progress is not None:
                 progress.update(len(idx))
     return results  # type: ignore[return-value]
-
-
-def _expand_cache(cache: Any, n: int) -> Any:
-    """A copy of a batch-1 KV cache repeated n times along the batch."""
-    import copy
-
-    out = copy.deepcopy(cache)
-    out.batch_repeat_interleave(n)
-    return out
-
-
-def _score_batch(model: Any, batch: list[Request], max_length: int | None, pad_id: int,
-                 device: str, prefix: tuple[int, Any] | None = None) -> list[Scores]:
-    """Score one batch; with `prefix` (its length and batch-1 KV cache) the contexts continue it."""
-    import torch
-
-    prefixes, rests, truncated = [], [], []
-    for req in batch:
-        shared, rest = _split_shared(req)
-        seq = req.context + shared
-        cut = False
-        if max_length is not None:
-            room = max_length - max(len(r) for r in rest)
-            if room < len(shared) + 1:
-                raise ValueError(f"an option is longer than max_length={max_length} tokens")
-            if len(seq) > room:
-                seq, cut = seq[-room:], True
-        prefixes.append((seq, len(shared)))
-        rests.append(rest)
-        truncated.append(cut)
-
-    B = len(batch)
-    L = max(len(s) for s, _ in prefixes)
-    ids = torch.full((B, L), pad_id, dtype=torch.long)
-    mask = torch.zeros((B, L), dtype=torch.long)
-    for b, (seq, _) in enumerate(prefixes):
-        ids[b, L - len(seq):] = torch.tensor(seq)
-        mask[b, L - len(seq):] = 1
-    P = prefix[0] if prefix else 0
-    pos = (mask.cumsum(-1) - 1).clamp(min=0) + P
-    need_second = any(len(r) > 1 for rest in rests for r in rest)
-    keep = max(n for _, n in prefixes) + 1
-    if prefix:
-        mask = torch.cat([torch.ones((B, P), dtype=torch.long), mask], dim=1)
-    extra = {"past_key_values": _expand_cache(prefix[1], B)} if prefix else {}
-    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
-                use_cache=need_second or bool(prefix), logits_to_keep=keep, **extra)
-    logp = torch.log_softmax(out.logits[:, -keep:, :].float(), dim=-1)
-
-    scores: list[Scores] = []
-    for b, ((seq, n_shared), rest) in enumerate(zip(prefixes, rests)):
-        shared_tokens = seq[len(seq) - n_shared:] if n_shared else []
-        # token j of the shared prefix is predicted by the kept position just before it
-        shared_ll = sum(float(logp[b, keep - 1 - n_shared + j, t]) for j, t in enumerate(shared_tokens))
-        lls = [shared_ll + float(logp[b, keep - 1, r[0]]) for r in rest]
-        scores.append(Scores(lls, [n_shared + len(r) for r in rest], truncated[b]))
-
-    if need_second:
-        rows = [(b, i) for b, rest in enumerate(rests) for i, r in enumerate(rest) if len(r) > 1]
-        cache = out.past_key_values
-        cache.reorder_cache(torch.tensor([b for b, _ in rows], device=device))
-        M = max(len(rests[b][i]) - 1 for b, i in rows)
-        ids2 = torch.full((len(rows), M), pad_id, dtype=torch.long)
-        mask2 = torch.zeros((len(rows), M), dtype=torch.long)
-        for r, (b, i) in enumerate(rows):
-            toks = rests[b][i][:-1]
-            ids2[r, :len(toks)] = torch.tensor(toks)
-            mask2[r, :len(toks)] = 1
-        full_mask = torch.cat([mask[[b for b, _ in rows]], mask2], dim=1)
-        start = torch.tensor([P + len(prefixes[b][0]) for b, _ in rows]).unsqueeze(1)
-        pos2 = start + torch.arange(M).unsqueeze(0)
-        out2 = model(input_ids=ids2.to(device), attention_mask=full_mask.to(device),
-                     position_ids=pos2.to(device), past_key_values=cache, use_cache=True)
-        logp2 = torch.log_softmax(out2.logits.float(), dim=-1)
-        for r, (b, i) in enumerate(rows):
-            toks = rests[b][i]
-            extra = sum(float(logp2[r, j, toks[j + 1]]) for j in range(len(toks) - 1))
-            scores[b].logliks[i] += extra
-    return scores
 
 
 def softmax(values: Sequence[float]) -> list[float]:
