@@ -19,8 +19,9 @@ from medtune.errors import MedtuneError
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 VISIBILITY_VARS = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 ROCM_VARS = ("HSA_OVERRIDE_GFX_VERSION", "PYTORCH_HIP_ALLOC_CONF", "PYTORCH_TUNABLEOP_ENABLED",
+             "PYTORCH_TUNABLEOP_MAX_TUNING_DURATION_MS", "PYTORCH_TUNABLEOP_MAX_TUNING_ITERATIONS",
              "TORCH_BLAS_PREFER_HIPBLASLT", "HIP_FORCE_DEV_KERNARG", "NCCL_MIN_NCHANNELS")
-CUDA_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "NCCL_P2P_DISABLE", "CUDA_LAUNCH_BLOCKING")
+CUDA_VARS = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF", "NCCL_P2P_DISABLE", "CUDA_LAUNCH_BLOCKING")
 
 # gfx targets that ROCm's PyTorch builds ship kernels for (so no override is needed), and the override
 # that makes a close, unsupported consumer chip use one of them.
@@ -33,6 +34,32 @@ GFX_NAMES = {"gfx942": "MI300X/MI300A/MI325X", "gfx950": "MI350X/MI355X", "gfx90
              "gfx908": "MI100", "gfx1100": "RX 7900 XTX/XT, PRO W7900", "gfx1101": "RX 7800 XT/7700 XT",
              "gfx1102": "RX 7600", "gfx1030": "RX 6800/6900, PRO W6800"}
 BF16_GFX_PREFIXES = ("gfx90a", "gfx94", "gfx95", "gfx11", "gfx12")
+FP8_GFX_PREFIXES = ("gfx94", "gfx95")  # CDNA3 (MI300X/MI325X) and CDNA4 (MI350X/MI355X); not gfx90a, not RDNA
+ALLOC_VARS = ("PYTORCH_ALLOC_CONF", "PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_HIP_ALLOC_CONF")
+TUNABLEOP_BOUNDS = ("PYTORCH_TUNABLEOP_MAX_TUNING_DURATION_MS", "PYTORCH_TUNABLEOP_MAX_TUNING_ITERATIONS")
+# optional modules: the extra that installs each (pip install "medtune[EXTRA]")
+EXTRAS = {"datasets": "hub", "pyarrow": "parquet", "gguf": "embedded", "matplotlib": "plots",
+          "tensorboard": "logs", "gradio": "serve", "fastapi": "serve", "uvicorn": "serve", "trl": "rl"}
+
+
+def need(module: str, purpose: str, *, extra: str | None = None, field: str | None = None) -> Any:
+    """Import an optional module, or stop with one line naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        extra = extra or EXTRAS.get(module.split(".")[0], "all")
+        raise MedtuneError(f"{purpose} needs {module.split('.')[0]}, which is not installed: "
+                           f"pip install \"medtune[{extra}]\"", field=field) from None
+
+
+def have(module: str) -> bool:
+    """Whether an optional module can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass
@@ -79,12 +106,67 @@ def bf16_supported(kind: str, props: Any) -> bool:
     return kind == "cpu"
 
 
+def fp8_supported(kind: str, props: Any) -> bool:
+    """FP8 matrix cores: NVIDIA from Ada/Hopper (sm_89, sm_90+), AMD gfx942/gfx950 (MI300-, MI350-class) only;
+    gfx90a (MI200) and RDNA (gfx11, gfx12 consumer cards) have none that torch's fp8 training uses."""
+    if kind == "cuda":
+        return (getattr(props, "major", 0), getattr(props, "minor", 0)) >= (8, 9)
+    if kind == "rocm":
+        return (gfx_of(props) or "").startswith(FP8_GFX_PREFIXES)
+    return False
+
+
+def torch_version_tuple(version: str) -> tuple[int, int]:
+    """(2, 13) from '2.13.0+cu130'; (0, 0) when unreadable."""
+    try:
+        major, minor = version.split("+")[0].split(".")[:2]
+        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    except ValueError:
+        return 0, 0
+
+
+def alloc_conf_var(kind: str, torch_version: str) -> str:
+    """The allocator variable the installed torch reads. torch >= 2.9 reads the device-generic
+    PYTORCH_ALLOC_CONF on CUDA and ROCm (c10/core/AllocatorConfig; PYTORCH_CUDA_ALLOC_CONF stays an alias);
+    older ROCm builds read PYTORCH_HIP_ALLOC_CONF, older CUDA builds PYTORCH_CUDA_ALLOC_CONF."""
+    if torch_version_tuple(torch_version) >= (2, 9):
+        return "PYTORCH_ALLOC_CONF"
+    return "PYTORCH_HIP_ALLOC_CONF" if kind == "rocm" else "PYTORCH_CUDA_ALLOC_CONF"
+
+
+def alloc_conf_read(kind: str, torch_version: str) -> tuple[str, ...]:
+    """Every allocator variable this torch reads (one set is enough)."""
+    new = torch_version_tuple(torch_version) >= (2, 9)
+    names = ["PYTORCH_CUDA_ALLOC_CONF"] + (["PYTORCH_HIP_ALLOC_CONF"] if kind == "rocm" else [])
+    return tuple(names + (["PYTORCH_ALLOC_CONF"] if new else []))
+
+
+def tunableop_advice(env: Mapping[str, str], packing: bool | None) -> list[str]:
+    """TunableOp tunes every GEMM shape it has not seen; packing makes the token count, and so the GEMM
+    shapes, differ at every step, which makes tuning unbounded unless a bound is set."""
+    bounded = any(env.get(k) for k in TUNABLEOP_BOUNDS)
+    bound = "PYTORCH_TUNABLEOP_MAX_TUNING_DURATION_MS=30 PYTORCH_TUNABLEOP_MAX_TUNING_ITERATIONS=10"
+    if env.get("PYTORCH_TUNABLEOP_ENABLED") == "1":
+        if packing and not bounded:
+            return [f"PYTORCH_TUNABLEOP_ENABLED=1 with train.packing: packed batches give every step new GEMM "
+                    f"shapes, so TunableOp keeps tuning (unbounded time): bound it ({bound}) or unset it"]
+        return []
+    if packing:
+        return []  # not advised: shapes vary per step
+    if packing is None:
+        return ["MI300-class GPU: PYTORCH_TUNABLEOP_ENABLED=1 tunes GEMMs for your shapes (the first run is slower, "
+                "later runs faster), worth it only for fixed shapes (evaluation, training without packing); with "
+                f"train.packing every step has new shapes: bound the tuning ({bound}) or leave it off"]
+    return ["MI300-class GPU, no packing: PYTORCH_TUNABLEOP_ENABLED=1 tunes GEMMs for your shapes (the first run is "
+            "slower, later runs faster)"]
+
+
 def _devices(torch: Any, kind: str) -> list[dict]:
     out = []
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
         d = {"index": i, "name": p.name, "memory_gib": round(p.total_memory / 2 ** 30, 1),
-             "bf16": bf16_supported(kind, p), "fp16": True}
+             "bf16": bf16_supported(kind, p), "fp16": True, "fp8": fp8_supported(kind, p)}
         if kind == "rocm":
             gfx = gfx_of(p)
             d.update(gfx=gfx, family=GFX_NAMES.get(gfx), multiprocessors=getattr(p, "multi_processor_count", None))
@@ -162,7 +244,7 @@ def detect(torch: Any = None, environ: Mapping[str, str] | None = None) -> dict:
 
 
 def advice(report: dict, *, requested_dtype: str | None = None, method: str | None = None,
-           torch_imported_early: bool = False) -> list[str]:
+           torch_imported_early: bool = False, packing: bool | None = None, fp8: bool = False) -> list[str]:
     """Concrete suggestions for this machine; each line says what to change and why."""
     out: list[str] = []
     env = report["environment"]
@@ -191,19 +273,19 @@ def advice(report: dict, *, requested_dtype: str | None = None, method: str | No
         elif wanted:
             out.append(f"{gfx} has no kernels in ROCm's PyTorch: set HSA_OVERRIDE_GFX_VERSION={wanted} "
                        f"(medtune --gfx-override {wanted}) before starting")
-        if not env.get("PYTORCH_HIP_ALLOC_CONF"):
-            out.append("set PYTORCH_HIP_ALLOC_CONF=expandable_segments:True to cut fragmentation (fewer OOMs "
-                       "with varying sequence lengths)")
         if gfx in ("gfx942", "gfx950"):
-            if env.get("PYTORCH_TUNABLEOP_ENABLED") != "1":
-                out.append("MI300-class GPU: PYTORCH_TUNABLEOP_ENABLED=1 tunes GEMMs for your shapes (the first "
-                           "run is slower, later runs faster)")
+            out.extend(tunableop_advice(env, packing))
             if env.get("TORCH_BLAS_PREFER_HIPBLASLT") is None:
                 out.append("MI300-class GPU: TORCH_BLAS_PREFER_HIPBLASLT=1 uses hipBLASLt for bf16 GEMMs")
     elif override and kind != "rocm":
         out.append(f"HSA_OVERRIDE_GFX_VERSION={override} does nothing without a ROCm GPU; unset it")
-    if kind == "cuda" and not env.get("PYTORCH_CUDA_ALLOC_CONF"):
-        out.append("set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to cut fragmentation")
+    if kind in ("cuda", "rocm") and not any(env.get(k) for k in alloc_conf_read(kind, report["torch"])):
+        out.append(f"set {alloc_conf_var(kind, report['torch'])}=expandable_segments:True (the allocator variable "
+                   f"torch {report['torch'].split('+')[0]} reads) to cut fragmentation: fewer OOMs with varying "
+                   "sequence lengths")
+    if fp8 and devs and not devs[0].get("fp8"):
+        out.append(f"train.fp8 asked for, but {devs[0]['name']} has no FP8 matrix cores (NVIDIA sm_89+, AMD "
+                   "gfx942/gfx950 only): set train.fp8=false")
     if env.get("ROCR_VISIBLE_DEVICES") and (env.get("HIP_VISIBLE_DEVICES") or env.get("CUDA_VISIBLE_DEVICES")):
         out.append("ROCR_VISIBLE_DEVICES is applied first; HIP_VISIBLE_DEVICES/CUDA_VISIBLE_DEVICES then count "
                    "from 0 within the devices it left, not by physical index")

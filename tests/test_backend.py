@@ -52,10 +52,12 @@ def test_mi300x():
     d = r["devices"][0]
     assert (d["gfx"], d["family"], d["memory_gib"], d["bf16"]) == ("gfx942", "MI300X/MI300A/MI325X", 192.0, True)
     assert r["default_dtype"] == "bfloat16"
+    assert d["fp8"] is True
     tips = advice(r)
-    assert any("PYTORCH_TUNABLEOP_ENABLED=1" in t for t in tips)
+    assert any("PYTORCH_TUNABLEOP_ENABLED=1" in t and "bound the tuning" in t for t in tips)
     assert any("TORCH_BLAS_PREFER_HIPBLASLT=1" in t for t in tips)
-    assert any("PYTORCH_HIP_ALLOC_CONF=expandable_segments:True" in t for t in tips)
+    assert any(t.startswith("set PYTORCH_ALLOC_CONF=expandable_segments:True (the allocator variable torch 2.13.0 "
+                            "reads)") for t in tips)
     assert not any("HSA_OVERRIDE_GFX_VERSION=" in t for t in tips)
 
 
@@ -108,7 +110,8 @@ def test_h100_and_fp16_advice():
     tips = advice(r, requested_dtype="float16", method="qlora")
     assert any(t.startswith("fp16 was asked for on a GPU with bf16") for t in tips)
     assert "qlora needs bitsandbytes: pip install bitsandbytes" in tips
-    assert any("PYTORCH_CUDA_ALLOC_CONF" in t for t in tips)
+    assert any(t.startswith("set PYTORCH_ALLOC_CONF=expandable_segments:True") for t in tips)
+    assert d["fp8"] is True
 
 
 def test_older_nvidia_gets_fp16():
@@ -193,3 +196,79 @@ def test_default_scoring_batch():
 
     assert default_batch_size(be("cpu", 2)) == 16 and default_batch_size(be("cpu", 1)) == 8
     assert default_batch_size(be("cuda", 1)) == 64
+
+
+def test_fp8_only_where_there_are_fp8_matrix_cores():
+    from medtune.backend import fp8_supported
+
+    ada = SimpleNamespace(major=8, minor=9)
+    a100 = SimpleNamespace(major=8, minor=0)
+    mi355 = amd("AMD Instinct MI355X", "gfx950:sramecc+:xnack-", 288)
+    assert [fp8_supported("cuda", p) for p in (H100, ada, a100, V100)] == [True, True, False, False]
+    assert [fp8_supported("rocm", p) for p in (MI300X, mi355, MI250, RX7900, RX6700)] == \
+        [True, True, False, False, False]
+    assert not fp8_supported("cpu", None) and not fp8_supported("mps", None)
+    r = detect(fake_torch(hip="6.4", devices=[MI250]), environ={})
+    assert ("train.fp8 asked for, but AMD Instinct MI250X/MI250 has no FP8 matrix cores (NVIDIA sm_89+, AMD "
+            "gfx942/gfx950 only): set train.fp8=false") in advice(r, fp8=True)
+    assert not any("fp8" in t for t in advice(detect(fake_torch(hip="6.4", devices=[MI300X]), environ={}), fp8=True))
+
+
+@pytest.mark.parametrize("kind,version,expected", [
+    ("rocm", "2.13.0+rocm6.4", "PYTORCH_ALLOC_CONF"), ("cuda", "2.11.0+cu130", "PYTORCH_ALLOC_CONF"),
+    ("cuda", "2.9.1", "PYTORCH_ALLOC_CONF"), ("rocm", "2.8.0+rocm6.3", "PYTORCH_HIP_ALLOC_CONF"),
+    ("cuda", "2.6.0+cu124", "PYTORCH_CUDA_ALLOC_CONF"), ("rocm", "2.7.1a0+git", "PYTORCH_HIP_ALLOC_CONF")])
+def test_allocator_advice_names_the_variable_the_installed_torch_reads(kind, version, expected):
+    from medtune.backend import alloc_conf_var
+
+    assert alloc_conf_var(kind, version) == expected
+    torch = fake_torch(hip="6.4" if kind == "rocm" else None, cuda="12.8" if kind == "cuda" else None,
+                       devices=[MI300X if kind == "rocm" else H100])
+    torch.__version__ = version
+    tips = advice(detect(torch, environ={}))
+    assert any(t.startswith(f"set {expected}=expandable_segments:True") for t in tips)
+    # any variable this torch reads counts as set: no advice then
+    assert not any("expandable_segments" in t for t in advice(detect(torch, environ={expected: "x:1"})))
+
+
+def test_an_old_torch_ignores_the_generic_variable():
+    torch = fake_torch(hip="6.3", devices=[MI300X])
+    torch.__version__ = "2.8.0+rocm6.3"
+    tips = advice(detect(torch, environ={"PYTORCH_ALLOC_CONF": "expandable_segments:True"}))
+    assert any(t.startswith("set PYTORCH_HIP_ALLOC_CONF=expandable_segments:True") for t in tips)
+
+
+def test_tunableop_is_advised_only_without_packing_or_bounded():
+    mi300 = detect(fake_torch(hip="6.4", devices=[MI300X]), environ={})
+    assert any(t.startswith("MI300-class GPU, no packing: PYTORCH_TUNABLEOP_ENABLED=1") for t in
+               advice(mi300, packing=False))
+    assert not any("TUNABLEOP" in t for t in advice(mi300, packing=True))
+    on = detect(fake_torch(hip="6.4", devices=[MI300X]), environ={"PYTORCH_TUNABLEOP_ENABLED": "1"})
+    warned = [t for t in advice(on, packing=True) if "TUNABLEOP" in t]
+    assert warned == ["PYTORCH_TUNABLEOP_ENABLED=1 with train.packing: packed batches give every step new GEMM "
+                      "shapes, so TunableOp keeps tuning (unbounded time): bound it "
+                      "(PYTORCH_TUNABLEOP_MAX_TUNING_DURATION_MS=30 PYTORCH_TUNABLEOP_MAX_TUNING_ITERATIONS=10) "
+                      "or unset it"]
+    bounded = detect(fake_torch(hip="6.4", devices=[MI300X]),
+                     environ={"PYTORCH_TUNABLEOP_ENABLED": "1", "PYTORCH_TUNABLEOP_MAX_TUNING_DURATION_MS": "30"})
+    assert not any("TUNABLEOP" in t for t in advice(bounded, packing=True))
+    assert bounded["environment"]["PYTORCH_TUNABLEOP_MAX_TUNING_DURATION_MS"] == "30"
+
+
+def test_a_missing_optional_module_is_one_line_naming_the_extra(monkeypatch):
+    from medtune.backend import have, need
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "datasets":
+                raise ModuleNotFoundError(f"No module named {name!r}")
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Block(), *sys.meta_path])
+    for name in [m for m in sys.modules if m.split(".")[0] == "datasets"]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(MedtuneError) as err:
+        need("datasets", "hf: data")
+    assert str(err.value) == 'hf: data needs datasets, which is not installed: pip install "medtune[hub]"'
+    assert not have("datasets") and have("json")
+    assert need("json", "reading JSON").dumps([1]) == "[1]"
