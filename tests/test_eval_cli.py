@@ -93,7 +93,7 @@ def test_skipped_rows_are_recorded(tiny_model_dir, tmp_path):
      "(smollm2-135m-instruct, minilm-l6), a model folder or a Hub id (owner/name) (did you mean "
      "'smollm2-135m-instruct'?)"),
     (["--scorer", "lettr"], "medtune: error: --scorer: unknown scorer 'lettr' (did you mean 'letter'?); "
-                            "choose from letter, cloze"),
+                            "choose from letter, cloze, generate"),
     (["--limit", "0"], "medtune: error: --limit: must be a positive number of questions, got 0"),
 ])
 def test_eval_argument_errors(sample_jsonl, args, msg):

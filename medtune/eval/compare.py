@@ -7,19 +7,15 @@ from pathlib import Path
 
 from medtune.errors import MedtuneError
 from medtune.eval.metrics import mcnemar, wilson_ci
+from medtune.runfolder import RunFolder
 
 
 def _read_run(folder: str) -> tuple[dict, dict[str, dict]]:
-    path = Path(folder)
-    mpath, ppath = path / "metrics.json", path / "predictions.jsonl"
-    for p in (mpath, ppath):
+    run = RunFolder(folder)
+    for p in (run.metrics, run.predictions):
         if not p.is_file():
             raise MedtuneError("missing: not a medtune eval folder", path=str(p))
-    try:
-        metrics = json.loads(mpath.read_text("utf-8"))
-    except ValueError as err:
-        raise MedtuneError(f"invalid JSON: {err}", path=str(mpath), field="json") from None
-    return metrics, read_predictions(ppath)
+    return run.read_json(run.metrics), read_predictions(run.predictions)
 
 
 def read_predictions(path: Path, field: str = "json") -> dict[str, dict]:
@@ -68,9 +64,8 @@ def compare_runs(base: str, new: str, out: str | None = None) -> dict:
               "only_in_base": len(pb) - len(common), "only_in_new": len(pn) - len(common),
               "baselines": mn.get("baselines"), "rows": rows}
     if out:
-        from medtune.io import atomic_write_json
-
-        atomic_write_json(Path(out) / "compare.json", result)
+        dest = RunFolder(out)
+        dest.write_json(dest.compare, result)
     return result
 
 
