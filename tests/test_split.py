@@ -13,9 +13,14 @@ from medtune.data.schema import MCQItem
 from medtune.data.split import contamination, duplicate_report, split_items, split_key
 
 
+WORDS = ("kidney renal tubule duct water sodium thirst polyuria drug dose mechanism effect patient man woman "
+         "child heart liver lung brain nerve muscle bone blood plasma cell enzyme receptor hormone insulin "
+         "glucose lipid protein gene fever pain rash cough shock sepsis infection tumour biopsy scan").split()
+
+
 def _item(i: int, q: str | None = None, opts=("alpha", "beta", "gamma", "delta")) -> MCQItem:
-    q = q or (f"A 45-year-old man on drug number {i} presents with polyuria and thirst; which mechanism in the "
-              f"kidney best explains the effect of drug {i} on water handling in the collecting duct?")
+    # 20 words drawn for each i: distinct questions share a few words but almost no word trigrams
+    q = q or ("A " + " ".join(random.Random(i).sample(WORDS, 20)) + " in the collecting duct?")
     return MCQItem(id=f"id{i}", question=q,
                    options=tuple(opts), answer_index=i % 4)
 
@@ -43,7 +48,7 @@ def test_split_key_is_a_fixed_function_of_seed_and_id():
 
 def test_near_duplicates_stay_on_one_side():
     base = [_item(i) for i in range(60)]
-    twins = [_item(100 + i, q=base[i].question.replace("A 45-year-old", "a 45-year-old,"), opts=reversed(base[i].options))
+    twins = [_item(100 + i, q=base[i].question.replace("A ", "a, ", 1).upper(), opts=reversed(base[i].options))
              for i in range(0, 60, 3)]  # same words, other case/punctuation/option order
     near = [_item(200 + i, q=base[i].question + " Choose one.") for i in range(1, 60, 5)]
     items = base + twins + near

@@ -148,6 +148,19 @@ def mmlu(cells: list, line: int, ctx: dict) -> Draft:
     )
 
 
+def mmlu_hub(rec: dict, line: int, ctx: dict) -> Draft:
+    """MMLU as on the Hub (cais/mmlu): `choices` a list, `answer` a 0-based index, `subject`."""
+    options = _require(rec, "choices")
+    if not isinstance(options, list):
+        raise RowError("choices", f"expected a list of option texts, got {type(options).__name__}")
+    subject = rec.get("subject") or ctx.get("subject")
+    return Draft(
+        line=line, id=None, question=_require(rec, "question"), options=options,
+        option_fields=[f"choices[{i}]" for i in range(len(options))],
+        answer=_int_index(_require(rec, "answer"), "answer"), answer_field="answer", subject=subject,
+    )
+
+
 def medtune_native(rec: dict, line: int, ctx: dict) -> Draft:
     """medtune's own format (what `medtune data split` writes): options list, answer_index 0-based."""
     options = _require(rec, "options")
@@ -227,7 +240,7 @@ Converter = Callable[[Any, int, dict], Draft]
 
 FORMATS: dict[str, Converter] = {
     "medmcqa": medmcqa, "medqa": medqa, "pubmedqa": pubmedqa, "mmlu": mmlu,
-    "medtune": medtune_native, "swag": swag, "generic": generic,
+    "medtune": medtune_native, "swag": swag, "mmlu_hub": mmlu_hub, "generic": generic,
 }
 
 GENERIC_KEYS = ("id", "question", "options", "answer", "subject", "topic", "explanation", "context")
@@ -248,6 +261,8 @@ def detect_format(sample: Any) -> str | None:
         return "medqa"
     if {"question", "options", "answer_index"} <= keys:
         return "medtune"
+    if {"question", "choices", "answer"} <= keys and isinstance(sample.get("choices"), list):
+        return "mmlu_hub"
     if {"sent1", "ending0", "label"} <= keys:
         return "swag"
     return None

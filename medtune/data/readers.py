@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from medtune.data.fastjson import JSONDecodeError
+from medtune.data.fastjson import loads as fast_loads
 from medtune.errors import MedtuneError
 
 
@@ -39,32 +41,38 @@ def _bad_bytes(raw: bytes, err: UnicodeDecodeError) -> RowError:
 
 
 def read_jsonl(path: Path) -> Iterator[Row]:
-    """One JSON object per line; blank lines, bad bytes and bad JSON are row errors."""
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the file's final newline
-    for no, raw in enumerate(lines, start=1):
-        raw = raw.rstrip(b"\r")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            yield Row(no, error=_bad_bytes(raw, err))
-            continue
-        if no == 1 and text.startswith("\ufeff"):
-            text = text[1:]
-        if not text.strip():
-            yield Row(no, error=RowError("line", "blank line (a JSONL file has one JSON object per line)"))
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            yield Row(no, error=RowError("json", f"invalid JSON: {err.msg} at column {err.colno}"))
-            continue
-        if not isinstance(obj, dict):
-            yield Row(no, error=RowError("json", f"expected a JSON object, got {type(obj).__name__}"))
-            continue
-        yield Row(no, obj)
+    """One JSON object per line, streamed; blank lines, bad bytes and bad JSON are row errors."""
+    with open(path, "rb") as fh:
+        for no, raw in enumerate(fh, start=1):
+            try:
+                obj = fast_loads(raw)      # the common case: a valid object (orjson checks UTF-8)
+            except JSONDecodeError:
+                yield _slow_row(no, raw)
+                continue
+            if isinstance(obj, dict):
+                yield Row(no, obj)
+            else:
+                yield _slow_row(no, raw)
+
+
+def _slow_row(no: int, raw: bytes) -> Row:
+    """The standard library's reading of one line: its exact error messages, BOM and NaN rules."""
+    raw = raw.rstrip(b"\n").rstrip(b"\r")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return Row(no, error=_bad_bytes(raw, err))
+    if no == 1 and text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        return Row(no, error=RowError("line", "blank line (a JSONL file has one JSON object per line)"))
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        return Row(no, error=RowError("json", f"invalid JSON: {err.msg} at column {err.colno}"))
+    if not isinstance(obj, dict):
+        return Row(no, error=RowError("json", f"expected a JSON object, got {type(obj).__name__}"))
+    return Row(no, obj)
 
 
 def read_json(path: Path) -> Iterator[Row]:
@@ -136,38 +144,63 @@ def _looks_like_mmlu_row(cells: list[str]) -> bool:
 
 
 def read_parquet(path: Path) -> Iterator[Row]:
-    """Parquet rows as dicts; the "line" is the row number, counted from 1."""
+    """Parquet rows as dicts, one record batch at a time; the "line" is the row number, from 1."""
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise MedtuneError(f"cannot read Parquet: {err}", path=str(path)) from None
-    for no, rec in enumerate(table.to_pylist(), start=1):
-        yield Row(no, rec)
+    no = 0
+    try:
+        for batch in pf.iter_batches(batch_size=8192):
+            for rec in batch.to_pylist():
+                no += 1
+                yield Row(no, rec)
+    except OSError as err:
+        raise MedtuneError(f"cannot read Parquet: {err}", path=str(path), line=no + 1) from None
 
 
-def read_hf(spec: str) -> Iterator[Row]:
-    """Rows of a Hugging Face dataset, `hf:ID[:CONFIG]:SPLIT` (ID may also be a local folder)."""
+def hf_spec(spec: str) -> tuple[str, str | None, str | None]:
+    """`hf:ID[:CONFIG]:SPLIT` as (ID, CONFIG, SPLIT)."""
     parts = spec[3:].split(":")
     if len(parts) == 1:
-        name, config, split = parts[0], None, None
-    elif len(parts) == 2:
-        name, config, split = parts[0], None, parts[1]
-    elif len(parts) == 3:
-        name, config, split = parts
-    else:
-        raise MedtuneError("expected hf:DATASET[:CONFIG]:SPLIT, e.g. hf:openlifescienceai/medmcqa:validation",
-                           path=spec)
+        return parts[0], None, None
+    if len(parts) == 2:
+        return parts[0], None, parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    raise MedtuneError("expected hf:DATASET[:CONFIG]:SPLIT, e.g. hf:openlifescienceai/medmcqa:validation",
+                       path=spec)
+
+
+def open_hf(spec: str) -> Any:
+    """The `datasets.Dataset` of a spec (from the local Hub cache when offline)."""
+    name, config, split = hf_spec(spec)
     import datasets
 
     try:
-        ds = datasets.load_dataset(name, config, split=split or "train")
+        return datasets.load_dataset(name, config, split=split or "train")
     except Exception as err:
         msg = " ".join(str(err).split())
         raise MedtuneError(f"cannot load the dataset: {type(err).__name__}: {msg[:300]}", path=spec) from None
-    for no, rec in enumerate(ds, start=1):
-        yield Row(no, dict(rec))
+
+
+def read_hf(spec: str, dataset: Any = None) -> Iterator[Row]:
+    """Rows of a Hugging Face dataset, `hf:ID[:CONFIG]:SPLIT` (ID may also be a local folder);
+    the "line" is the row index + 1. Rows are read a batch at a time from the Arrow table."""
+    ds = dataset if dataset is not None else open_hf(spec)
+    no = 0
+    if not hasattr(ds, "iter"):  # an iterable of dicts (a streaming dataset, a list in tests)
+        for rec in ds:
+            no += 1
+            yield Row(no, dict(rec))
+        return
+    for batch in ds.iter(batch_size=8192):
+        keys = list(batch)
+        for values in zip(*(batch[k] for k in keys)):
+            no += 1
+            yield Row(no, dict(zip(keys, values)))
 
 
 READERS = {".jsonl": read_jsonl, ".json": read_json, ".csv": read_csv, ".parquet": read_parquet}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +9,7 @@ LETTERS = "ABCDEFGHIJ"
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MCQItem:
     """One multiple-choice question with its gold answer."""
 
@@ -38,8 +37,10 @@ class MCQItem:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict in medtune's own record format (the `medtune` format)."""
-        d = dataclasses.asdict(self)
-        d["options"] = list(self.options)
-        if not d["meta"]:
-            del d["meta"]
+        d = {"id": self.id, "question": self.question, "options": list(self.options),
+             "answer_index": self.answer_index, "subject": self.subject, "topic": self.topic,
+             "explanation": self.explanation, "context": self.context, "source": self.source,
+             "split": self.split}
+        if self.meta:
+            d["meta"] = dict(self.meta)
         return d

@@ -1,23 +1,27 @@
-"""`load_benchmark`: any supported source (files, folders, `hf:` datasets) into checked MCQItems."""
+"""`load_benchmark`: any supported source (files, folders, `hf:` datasets, built-in names) into
+checked MCQItems, served from the content-keyed cache when the same sources were read before."""
 
 from __future__ import annotations
 
 import glob
-import json
+import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from medtune.data import formats as F
-from medtune.data.readers import READERS, RowError, read_hf
+from medtune.data.benchmarks import RESOURCES, builtin_names  # noqa: F401 (RESOURCES: older imports)
+from medtune.data.cache import content_key, load_cached, store_cached
+from medtune.data.convert import load_file
 from medtune.data.schema import MCQItem
-from medtune.data.validate import check_draft, resolve_base
 from medtune.errors import MedtuneError, did_you_mean
 from medtune.io import sha256_file
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "data"
-BUILTIN = {"medmcqa-dev": RESOURCES / "medmcqa_dev.jsonl"}
+BUILTIN = {name: Path(spec) for name, spec in builtin_names().items() if not spec.startswith("hf:")}
 FOLDER_SUFFIXES = (".jsonl", ".csv", ".parquet")
+CACHE_MIN_BYTES = 16 << 20     # smaller sources load in well under a second: no entry, no note
+CODE_FILES = ("readers.py", "formats.py", "validate.py", "convert.py", "schema.py", "sources.py")
 
 
 @dataclass
@@ -29,6 +33,7 @@ class LoadOptions:
     on_bad_row: str = "error"          # "error": stop at the first bad row; "skip": count and go on
     columns: dict[str, str] | None = None  # generic format: question=, options=, answer=, ...
     split: str | None = None           # keep only this official split (PubMedQA: test, train_dev)
+    cache: bool | None = None          # reuse loaded records: None = for sources of 16 MiB or more
 
     def __post_init__(self) -> None:
         if self.format is not None and self.format not in F.FORMATS:
@@ -62,6 +67,7 @@ class SourceInfo:
     records: int
     skipped: int
     answer_base: int | None = None
+    size: int | None = None            # bytes, for files
 
 
 @dataclass
@@ -72,11 +78,12 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
     split: str | None = None
     n_records: int = 0
+    cached: str | None = None          # the cache entry the records came from, when they did
 
     def to_dict(self) -> dict:
         return {"sources": [asdict(s) for s in self.sources], "n_records": self.n_records,
                 "skipped_rows": len(self.skipped), "skipped_examples": self.skipped[:20],
-                "split": self.split}
+                "split": self.split, "from_cache": self.cached is not None}
 
 
 def expand_sources(specs: str | Sequence[str]) -> list[str]:
@@ -84,11 +91,12 @@ def expand_sources(specs: str | Sequence[str]) -> list[str]:
     if isinstance(specs, str):
         specs = [specs]
     out: list[str] = []
+    names = builtin_names()
     for spec in specs:
         if spec.startswith("hf:"):
             out.append(spec)
-        elif spec in BUILTIN:
-            out.append(str(BUILTIN[spec]))
+        elif spec in names:
+            out.append(names[spec])
         elif any(ch in spec for ch in "*?["):
             found = sorted(glob.glob(spec))
             if not found:
@@ -102,7 +110,7 @@ def expand_sources(specs: str | Sequence[str]) -> list[str]:
         elif Path(spec).is_file():
             out.append(spec)
         else:
-            hint = did_you_mean(spec, BUILTIN)
+            hint = did_you_mean(spec, names)
             raise MedtuneError(f"no such file or folder{hint}", path=spec)
     return out
 
@@ -110,13 +118,27 @@ def expand_sources(specs: str | Sequence[str]) -> list[str]:
 def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = None,
                    ) -> tuple[list[MCQItem], LoadReport]:
     """Load and check every record of the sources; raise MedtuneError on the first bad row
-    (or skip and count bad rows with `on_bad_row="skip"`)."""
+    (or skip and count bad rows with `on_bad_row="skip"`). Records of unchanged sources come
+    from the cache (`report.cached` names the entry; a note on stderr says so)."""
     options = options or LoadOptions()
+    paths = expand_sources(specs)
+    key = _cache_key(paths, options)
+    if key is not None:
+        hit = load_cached("items", key)
+        if hit is not None:
+            items, report = hit
+            report.cached = key
+            print(f"medtune: {len(items)} records from the cache (sources unchanged since they were "
+                  f"last read; {key[:12]})", file=sys.stderr)
+            return items, report
     report = LoadReport(split=options.split)
     items: list[MCQItem] = []
     seen: dict[str, tuple[str, int]] = {}
-    for path in expand_sources(specs):
-        items.extend(_load_one(path, options, report, seen))
+    for path in paths:
+        info = SourceInfo(path=path, format="", sha256=None, rows=0, records=0, skipped=0,
+                          size=None if path.startswith("hf:") else os.path.getsize(path))
+        report.sources.append(info)
+        items.extend(load_file(path, options, report, seen, info))
     if options.split is not None:
         present = sorted({it.split for it in items if it.split})
         items = [it for it in items if it.split == options.split]
@@ -124,128 +146,43 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
             where = f"splits present: {', '.join(present)}" if present else "these sources name no splits"
             raise MedtuneError(f"no records in split {options.split!r} ({where})", field="--split")
     report.n_records = len(items)
+    if key is not None:
+        store_cached("items", key, (items, report))
     return items, report
 
 
-def _load_one(path: str, options: LoadOptions, report: LoadReport,
-              seen: dict[str, tuple[str, int]]) -> list[MCQItem]:
-    if path.startswith("hf:"):
-        rows, digest = read_hf(path), None
-    else:
-        suffix = Path(path).suffix.lower()
-        reader = READERS.get(suffix)
-        if reader is None:
-            raise MedtuneError(f"unsupported file type {suffix or '(none)'!r}; medtune reads "
-                               f"{', '.join(READERS)} files and hf: datasets", path=path)
-        rows, digest = reader(Path(path)), sha256_file(path)
-    rows = list(rows)
-    info = SourceInfo(path=path, format="", sha256=digest, rows=len(rows), records=0, skipped=0)
-    report.sources.append(info)
-    if not rows:
-        raise MedtuneError("no records (the file is empty)", path=path)
-
-    fmt = options.format
-    if fmt is None:
-        first = next((r for r in rows if r.error is None), None)
-        fmt = F.detect_format(first.data) if first else None
-        if fmt is None:
-            line = first.line if first else rows[0].line
-            fields = ", ".join(sorted(first.data)) if first and isinstance(first.data, dict) else "none"
-            if first is None:  # every row is broken: report the first problem itself
-                bad = rows[0]
-                raise MedtuneError(bad.error.message, path=path, line=bad.line, field=bad.error.field)
-            raise MedtuneError(f"cannot tell the format from the fields ({fields}); pass --format "
-                               f"{'|'.join(F.FORMATS)}, or --map question=COL options=COL1,COL2 answer=COL",
-                               path=path, line=line, field="format")
-    info.format = fmt
-    ctx = _context(path, fmt, options)
-    converter = F.FORMATS[fmt]
-
-    def bad(line: int, err: RowError) -> None:
-        if options.on_bad_row == "error":
-            raise MedtuneError(err.message, path=path, line=line, field=err.field)
-        report.skipped.append(f"{path}:{line}: {err}")
-        info.skipped += 1
-
-    drafts: list[F.Draft] = []
-    for row in rows:
-        if row.error is not None:
-            bad(row.line, row.error)
-            continue
-        try:
-            drafts.append(converter(row.data, row.line, ctx))
-        except RowError as err:
-            bad(row.line, err)
-
-    pending = [d for d in drafts if d.answer is None and d.raw_index is not None]
-    if pending:
-        info.answer_base = base = _answer_base(pending, options.cop_base, path)
-        kept = []
-        for d in drafts:
-            try:
-                if d.answer is None and d.raw_index is not None:
-                    resolve_base(d, base)
-                kept.append(d)
-            except RowError as err:
-                bad(d.line, err)
-        drafts = kept
-
-    prefix = f"mmlu-{ctx['subject']}" if fmt == "mmlu" else fmt
-    out: list[MCQItem] = []
-    for d in drafts:
-        try:
-            item = check_draft(d, source=_source_name(path, fmt, ctx), id_prefix=prefix)
-            if item.id in seen:
-                where, first_line = seen[item.id]
-                at = f"line {first_line}" if where == path else f"{where}:{first_line}"
-                if d.id is None:
-                    raise RowError("question", f"duplicate question: same text and options as {at}")
-                raise RowError("id", f"duplicate id {item.id!r} (first on {at})")
-        except RowError as err:
-            bad(d.line, err)
-            continue
-        seen[item.id] = (path, d.line)
-        out.append(item)
-    info.records = len(out)
-    if not out:
-        raise MedtuneError(f"no valid records ({info.skipped} bad rows skipped)", path=path)
-    return out
+_CODE_HASH: list[str] = []
 
 
-def _answer_base(drafts: list[F.Draft], forced: int | None, path: str) -> int:
-    """0 or 1 for index answers: forced by the user, or read off the data when unambiguous."""
-    if forced is not None:
-        return forced
-    fld = drafts[0].answer_field
-    if any(d.raw_index == 0 for d in drafts):
-        return 0
-    if any(d.raw_index == len(d.options) for d in drafts):
-        return 1
-    values = sorted({d.raw_index for d in drafts})
-    shown = ", ".join(map(str, values[:6]))
-    raise MedtuneError(f"cannot tell whether answers count from 0 (the Hugging Face copy of MedMCQA) or "
-                       f"from 1 (the original release): values seen are {shown}, with no 0 and no value "
-                       f"equal to the number of options; pass --cop-base 0 or --cop-base 1",
-                       path=path, field=fld)
+def _code_hash() -> str:
+    """One hash of the loader's own source files: a new medtune never reads an older entry."""
+    if not _CODE_HASH:
+        here = Path(__file__).resolve().parent
+        _CODE_HASH.append(content_key(*(sha256_file(here / f) for f in CODE_FILES)))
+    return _CODE_HASH[0]
 
 
-def _context(path: str, fmt: str, options: LoadOptions) -> dict:
-    ctx: dict = {"columns": options.columns}
-    if fmt == "mmlu":
-        stem = Path(path).stem
-        for suffix in ("_test", "_val", "_dev", "_train"):
-            stem = stem.removesuffix(suffix)
-        ctx["subject"] = stem
-    if fmt == "pubmedqa" and not path.startswith("hf:"):
-        truth = Path(path).with_name("test_ground_truth.json")
-        if truth.is_file():
-            try:
-                ctx["pubmedqa_test_ids"] = set(json.loads(truth.read_text("utf-8")))
-            except (ValueError, UnicodeDecodeError):
-                raise MedtuneError("invalid JSON in PubMedQA's test ground truth", path=str(truth)) from None
-    return ctx
+def _file_sha(path: str, st: os.stat_result) -> str:
+    """A file's sha256, remembered per (path, size, mtime, inode) so an unchanged file is not reread."""
+    stat_key = content_key("stat", os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    known = load_cached("file-sha256", stat_key)
+    if isinstance(known, str):
+        return known
+    digest = sha256_file(path)
+    store_cached("file-sha256", stat_key, digest)
+    return digest
 
 
-def _source_name(path: str, fmt: str, ctx: dict) -> str:
-    return fmt if fmt != "mmlu" else f"mmlu/{ctx['subject']}"
-
+def _cache_key(paths: list[str], options: LoadOptions) -> str | None:
+    """The key of these sources read with these options, or None when the cache is not used."""
+    if options.cache is False or any(p.startswith("hf:") for p in paths):
+        return None
+    stats = [os.stat(p) for p in paths]
+    if options.cache is None and sum(st.st_size for st in stats) < CACHE_MIN_BYTES:
+        return None
+    parts = []
+    for path, st in zip(paths, stats):
+        truth = Path(path).with_name("test_ground_truth.json")    # PubMedQA's split comes from it
+        parts.append([path, _file_sha(path, st), _file_sha(str(truth), truth.stat()) if truth.is_file() else None])
+    opts = {k: v for k, v in asdict(options).items() if k != "cache"}
+    return content_key("items", _code_hash(), parts, opts)

@@ -1,106 +1,26 @@
-"""Stable train/eval splits by record id, and duplicate / contamination detection.
+"""Stable train/eval splits by record id, with duplicate clusters kept on one side.
 
 A record's side depends only on sha256(seed:id) — never on file order or machine. Questions that
-are exact or near duplicates of each other form a cluster, and a cluster goes to one side whole,
-so that no eval question has a twin in train. Near-duplicates: Jaccard similarity of word trigrams
-of the normalised question + sorted options, found with MinHash LSH and then checked exactly.
+are exact or near duplicates of each other (`medtune.data.neardup`: word-trigram Jaccard of the
+normalised question + sorted options) form a cluster, and a cluster goes to one side whole, so no
+eval question has a twin in train.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
+from medtune.data.fastjson import write_jsonl_atomic
+from medtune.data.neardup import (NEAR_THRESHOLD, clusters, contamination, duplicate_report,  # noqa: F401
+                                  near_duplicate_pairs, normalize)
 from medtune.data.schema import MCQItem
+from medtune.data.stats import counts_table
 from medtune.errors import MedtuneError
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-N_PERM, BANDS = 128, 32
-_PRIME = (1 << 31) - 1
-
-
-def normalize(item: MCQItem) -> str:
-    """Lower-cased words of the question and its options (options sorted, so order does not matter)."""
-    def words(text: str) -> str:
-        return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).lower()))
-    return " | ".join([words(item.question), *sorted(words(o) for o in item.options)])
-
-
-def _shingles(text: str) -> set[str]:
-    toks = text.split()
-    if len(toks) < 3:
-        return {" ".join(toks)}
-    return {" ".join(toks[i:i + 3]) for i in range(len(toks) - 2)}
-
-
-def _h64(s: str) -> int:
-    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-def _minhash(shingle_sets: list[set[str]]):
-    import numpy as np
-
-    rng = np.random.default_rng(12345)  # fixed: signatures must not depend on the run's seed
-    a = rng.integers(1, _PRIME, size=N_PERM, dtype=np.uint64)
-    b = rng.integers(0, _PRIME, size=N_PERM, dtype=np.uint64)
-    sigs = np.empty((len(shingle_sets), N_PERM), dtype=np.uint64)
-    for i, sh in enumerate(shingle_sets):
-        x = np.array([_h64(s) % _PRIME for s in sh], dtype=np.uint64)[:, None]
-        sigs[i] = ((a[None, :] * x + b[None, :]) % _PRIME).min(axis=0)
-    return sigs
-
-
-def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.8) -> list[tuple[int, int, float]]:
-    """Index pairs (i < j) whose trigram Jaccard similarity is at least `threshold`."""
-    shingles = [_shingles(t) for t in texts]
-    sigs = _minhash(shingles)
-    rows = N_PERM // BANDS
-    candidates: set[tuple[int, int]] = set()
-    for band in range(BANDS):
-        buckets: dict[bytes, list[int]] = {}
-        for i in range(len(texts)):
-            buckets.setdefault(sigs[i, band * rows:(band + 1) * rows].tobytes(), []).append(i)
-        for members in buckets.values():
-            if 1 < len(members) <= 200:
-                candidates.update((members[x], members[y]) for x in range(len(members))
-                                  for y in range(x + 1, len(members)))
-    out = []
-    for i, j in sorted(candidates):
-        inter = len(shingles[i] & shingles[j])
-        sim = inter / (len(shingles[i]) + len(shingles[j]) - inter)
-        if sim >= threshold:
-            out.append((i, j, sim))
-    return out
-
-
-def duplicate_report(items: Sequence[MCQItem], threshold: float = 0.8) -> dict:
-    """Exact and near-duplicate pairs within one set, with example ids."""
-    texts = [normalize(it) for it in items]
-    pairs = near_duplicate_pairs(texts, threshold)
-    exact = [(i, j) for i, j, _ in pairs if texts[i] == texts[j]]
-    near = [(i, j, s) for i, j, s in pairs if texts[i] != texts[j]]
-    return {"threshold": threshold, "exact_pairs": len(exact), "near_pairs": len(near),
-            "examples": [[items[i].id, items[j].id, round(s, 3)] for i, j, s in pairs[:10]]}
-
-
-def contamination(train: Sequence[MCQItem], eval_items: Sequence[MCQItem], threshold: float = 0.8) -> dict:
-    """How many eval questions have an exact or near twin in train."""
-    texts = [normalize(it) for it in train] + [normalize(it) for it in eval_items]
-    n = len(train)
-    exact, near = set(), set()
-    examples = []
-    for i, j, s in near_duplicate_pairs(texts, threshold):
-        if i < n <= j:
-            (exact if texts[i] == texts[j] else near).add(j - n)
-            if len(examples) < 10:
-                examples.append([train[i].id, eval_items[j - n].id, round(s, 3)])
-    near -= exact
-    return {"threshold": threshold, "eval_with_exact_twin_in_train": len(exact),
-            "eval_with_near_twin_in_train": len(near), "examples": examples}
 
 
 def split_key(item_id: str, seed: int) -> int:
@@ -108,64 +28,76 @@ def split_key(item_id: str, seed: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode("utf-8")).digest()[:8], "big")
 
 
-def split_items(items: Sequence[MCQItem], *, eval_size: int | None = None, eval_fraction: float | None = None,
-                seed: int = 0, threshold: float = 0.8) -> tuple[list[MCQItem], list[MCQItem], dict]:
-    """Train and eval lists (each in input order) and a summary with the contamination check."""
-    n = len(items)
+def _check_sizes(n: int, eval_size: int | None, eval_fraction: float | None) -> None:
     if (eval_size is None) == (eval_fraction is None):
         raise MedtuneError("give exactly one of --eval-size or --eval-fraction", field="--eval-size")
     if eval_size is not None and not 0 < eval_size < n:
         raise MedtuneError(f"must be between 1 and {n - 1} for {n} records, got {eval_size}", field="--eval-size")
     if eval_fraction is not None and not 0 < eval_fraction < 1:
         raise MedtuneError(f"must be between 0 and 1, got {eval_fraction}", field="--eval-fraction")
-    # clusters of duplicates (union-find over the near-duplicate pairs)
-    parent = list(range(n))
 
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    pairs = near_duplicate_pairs([normalize(it) for it in items], threshold)
-    for i, j, _ in pairs:
-        parent[find(i)] = find(j)
-    clusters: dict[int, list[int]] = {}
-    for i in range(n):
-        clusters.setdefault(find(i), []).append(i)
-    keyed = sorted(clusters.values(), key=lambda m: min(split_key(items[i].id, seed) for i in m))
-    in_eval: set[int] = set()
-    if eval_size is not None:
-        for members in keyed:
-            if len(in_eval) + len(members) <= eval_size:
-                in_eval.update(members)
-            if len(in_eval) == eval_size:
+def _eval_mask(labels: np.ndarray, keys: np.ndarray, eval_size: int | None,
+               eval_fraction: float | None) -> np.ndarray:
+    """Which items go to eval: whole clusters, in the order of their smallest key."""
+    n_clusters = int(labels.max()) + 1 if len(labels) else 0
+    cmin = np.full(n_clusters, np.iinfo(np.uint64).max, dtype=np.uint64)
+    np.minimum.at(cmin, labels, keys)
+    if eval_fraction is not None:
+        chosen = cmin < np.uint64(min(int(eval_fraction * 2 ** 64), 2 ** 64 - 1))
+        return chosen[labels]
+    sizes = np.bincount(labels, minlength=n_clusters)
+    present = np.flatnonzero(sizes)
+    order = present[np.argsort(cmin[present], kind="stable")]
+    chosen = np.zeros(n_clusters, dtype=bool)
+    total = 0
+    for c, size in zip(order.tolist(), sizes[order].tolist()):
+        if total + size <= eval_size:
+            chosen[c] = True
+            total += size
+            if total == eval_size:
                 break
-    else:
-        limit = int(eval_fraction * 2 ** 64)
-        for members in keyed:
-            if min(split_key(items[i].id, seed) for i in members) < limit:
-                in_eval.update(members)
-    train = [it for i, it in enumerate(items) if i not in in_eval]
-    evals = [it for i, it in enumerate(items) if i in in_eval]
+    return chosen[labels]
+
+
+def split_items(items: Sequence[MCQItem], *, eval_size: int | None = None, eval_fraction: float | None = None,
+                seed: int = 0, threshold: float = NEAR_THRESHOLD) -> tuple[list[MCQItem], list[MCQItem], dict]:
+    """Train and eval lists (each in input order) and a summary with the contamination check."""
+    n = len(items)
+    _check_sizes(n, eval_size, eval_fraction)
+    labels, exact, info = clusters(items, threshold)
+    keys = np.fromiter((split_key(it.id, seed) for it in items), dtype=np.uint64, count=n)
+    in_eval = _eval_mask(labels, keys, eval_size, eval_fraction)
+    train = [it for it, e in zip(items, in_eval.tolist()) if not e]
+    evals = [it for it, e in zip(items, in_eval.tolist()) if e]
     summary = {"seed": seed, "train": len(train), "eval": len(evals),
-               "duplicate_pairs_in_source": len(pairs),
-               "multi_question_clusters": sum(1 for m in clusters.values() if len(m) > 1),
-               "contamination": contamination(train, evals, threshold)}
+               "duplicate_pairs_in_source": info["duplicate_pairs"],
+               "multi_question_clusters": info["multi_question_clusters"],
+               "contamination": _leaks(labels, exact, in_eval, threshold)}
     return train, evals, summary
 
 
+def _leaks(labels: np.ndarray, exact: np.ndarray, in_eval: np.ndarray, threshold: float) -> dict:
+    """Eval questions whose exact group or cluster also has a train question (0 by construction)."""
+    def shared(lab: np.ndarray) -> np.ndarray:
+        has_train = np.zeros(int(lab.max()) + 1 if len(lab) else 0, dtype=bool)
+        has_train[lab[~in_eval]] = True
+        return has_train[lab[in_eval]]
+    ex, near = shared(exact), shared(labels)
+    return {"threshold": threshold, "eval_with_exact_twin_in_train": int(ex.sum()),
+            "eval_with_near_twin_in_train": int((near & ~ex).sum()), "examples": []}
+
+
 def split_and_write(items: Sequence[MCQItem], report, *, out: str, eval_size: int | None,
-                    eval_fraction: float | None, seed: int, threshold: float) -> str:
+                    eval_fraction: float | None, seed: int, threshold: float = NEAR_THRESHOLD) -> str:
     """Split, write train.jsonl / eval.jsonl / split.json atomically, and return a printable summary."""
-    from medtune.data.stats import counts_table
-    from medtune.io import atomic_write_json, atomic_write_jsonl
+    from medtune.io import atomic_write_json
 
     train, evals, summary = split_items(items, eval_size=eval_size, eval_fraction=eval_fraction,
                                         seed=seed, threshold=threshold)
     folder = Path(out)
-    atomic_write_jsonl(folder / "train.jsonl", (it.to_dict() for it in train))
-    atomic_write_jsonl(folder / "eval.jsonl", (it.to_dict() for it in evals))
+    write_jsonl_atomic(folder / "train.jsonl", (it.to_dict() for it in train))
+    write_jsonl_atomic(folder / "eval.jsonl", (it.to_dict() for it in evals))
     atomic_write_json(folder / "split.json", {**summary, "data": report.to_dict(),
                                               "letters": {"train": dict(Counter(i.answer_letter for i in train)),
                                                           "eval": dict(Counter(i.answer_letter for i in evals))}})

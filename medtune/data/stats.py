@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
+from medtune.data.neardup import NEAR_THRESHOLD, contamination, duplicate_report
 from medtune.data.schema import LETTERS, MCQItem
 
 
 def dataset_stats(items: Sequence[MCQItem], report, against: Sequence[MCQItem] | None = None,
-                  threshold: float = 0.8) -> dict:
+                  threshold: float = NEAR_THRESHOLD) -> dict:
     """A JSON-ready summary of a loaded benchmark."""
-    from medtune.data.split import contamination, duplicate_report
-
     n = len(items)
     stats = {
         "records": n,
@@ -25,6 +24,7 @@ def dataset_stats(items: Sequence[MCQItem], report, against: Sequence[MCQItem] |
         "by_subject": dict(Counter(it.subject or "(none)" for it in items).most_common()),
         "with_explanation": sum(1 for it in items if it.explanation),
         "with_context": sum(1 for it in items if it.context),
+        "with_repeated_option": sum(1 for it in items if len(set(it.options)) < len(it.options)),
         "duplicates": duplicate_report(items, threshold),
     }
     if against is not None:
@@ -61,7 +61,8 @@ def format_stats(stats: dict) -> str:
     subj = stats["by_subject"]
     out.append(f"by subject ({len(subj)}): " + ", ".join(f"{k} {v}" for k, v in list(subj.items())[:25])
                + (" …" if len(subj) > 25 else ""))
-    out.append(f"with explanation: {stats['with_explanation']} · with context: {stats['with_context']}")
+    out.append(f"with explanation: {stats['with_explanation']} · with context: {stats['with_context']}"
+               f" · with the same option text twice: {stats.get('with_repeated_option', 0)}")
     d = stats["duplicates"]
     out.append(f"duplicates within: {d['exact_pairs']} exact pairs, {d['near_pairs']} near pairs "
                f"(word-trigram Jaccard ≥ {d['threshold']})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from medtune.data.formats import Draft, content_id
@@ -27,26 +28,46 @@ def _optional_text(value: Any) -> str | None:
     return text or None
 
 
+def _label(value: Any) -> str | None:
+    """A short repeated label (subject, topic): one shared string object per distinct value."""
+    text = _optional_text(value)
+    return None if text is None else sys.intern(text)
+
+
+def rebase(raw: int, n: int, base: int, fld: str) -> int:
+    """A raw answer index counted from `base` as a 0-based one, or a RowError."""
+    idx = raw - base
+    if not 0 <= idx < n:
+        raise RowError(fld, f"answer {raw} out of range {base}-{n - 1 + base} ({base}-based, {n} options)")
+    return idx
+
+
 def resolve_base(draft: Draft, base: int) -> None:
     """Turn a raw answer index into a 0-based one under `base`, or raise a RowError."""
-    n = len(draft.options)
-    idx = draft.raw_index - base
-    if not 0 <= idx < n:
-        raise RowError(draft.answer_field, f"answer {draft.raw_index} out of range {base}-{n - 1 + base} "
-                                           f"({base}-based, {n} options)")
-    draft.answer = idx
+    draft.answer = rebase(draft.raw_index, len(draft.options), base, draft.answer_field)
 
 
 def check_draft(draft: Draft, source: str, id_prefix: str) -> MCQItem:
-    """Validate one draft and build its record."""
+    """Validate one draft and build its record.
+
+    A draft whose answer base is not decided yet (`raw_index` set, `answer` None) is checked against
+    both bases: an index valid under neither (below 0, above the option count) is an error here, at
+    its row; otherwise the record holds the raw index and `sources` rebases it once the file's base
+    is known."""
     question = _text(draft.question, _question_field(draft), "question")
     n = len(draft.options)
     if not MIN_OPTIONS <= n <= MAX_OPTIONS:
         raise RowError(draft.option_fields[0] if draft.option_fields else "options",
                        f"{n} options; a question needs {MIN_OPTIONS} to {MAX_OPTIONS}")
     options = tuple(_text(o, f, "option") for o, f in zip(draft.options, draft.option_fields))
-    if draft.answer is None or not 0 <= draft.answer < n:
-        shown = draft.answer if draft.answer is not None else draft.raw_index
+    answer = draft.answer
+    if answer is None and draft.raw_index is not None:
+        answer = draft.raw_index
+        if not 0 <= answer <= n:
+            raise RowError(draft.answer_field, f"answer {answer} out of range for {n} options whether answers "
+                                               f"count from 0 (0-{n - 1}) or from 1 (1-{n})")
+    elif answer is None or not 0 <= answer < n:
+        shown = answer if answer is not None else draft.raw_index
         raise RowError(draft.answer_field, f"answer index {shown} out of range 0-{n - 1} ({n} options, "
                                            f"letters A-{LETTERS[n - 1]})")
     item_id = draft.id.strip() if isinstance(draft.id, str) else None
@@ -54,8 +75,8 @@ def check_draft(draft: Draft, source: str, id_prefix: str) -> MCQItem:
         raise RowError("id", "empty id")
     return MCQItem(
         id=item_id or content_id(id_prefix, question, list(options)),
-        question=question, options=options, answer_index=draft.answer,
-        subject=_optional_text(draft.subject), topic=_optional_text(draft.topic),
+        question=question, options=options, answer_index=answer,
+        subject=_label(draft.subject), topic=_label(draft.topic),
         explanation=_optional_text(draft.explanation), context=_optional_text(draft.context),
         source=source, split=_optional_text(draft.split), meta=draft.meta,
     )
