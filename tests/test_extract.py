@@ -39,7 +39,10 @@ def test_last_match_wins_within_each_kind_of_statement():
     assert extract_answer("\\boxed{A} then \\boxed{C}", NERVES) == Extraction(2, "boxed")
     assert extract_answer("Answer: C\n\\boxed{A}", NERVES) == Extraction(0, "boxed")
     assert extract_answer("\\boxed{A}\nAnswer: C", NERVES) == Extraction(2, "answer-line")
-    assert extract_answer("(A)\n(C)", NERVES) == Extraction(2, "lone-letter")
+    assert extract_answer("(C)\nThe axillary nerve? No:\n(C)", NERVES) == Extraction(2, "lone-letter")
+    # lines starting with different letters are options restated, not a choice: no last-line win there
+    assert extract_answer("(A)\n(C)", NERVES) == Extraction(None, "listing")
+    assert extract_answer("A. Radial nerve\nB. Axillary nerve\nC. Ulnar nerve", NERVES) == Extraction(None, "listing")
 
 
 @pytest.mark.parametrize("text, how", [

@@ -5,7 +5,8 @@ the first tier that finds anything decides, and within a tier the LAST match win
 
 1. statements: "Answer: X", "the (correct|final) answer is (X)", `\\boxed{X}`, "I'll go with X",
    "option X is correct"; X is a letter or an option's text ("the answer is axillary nerve").
-2. a line that starts with a letter: "B", "(b).", "**C**", "Option B", "D. Hypothyroidism".
+2. a line that starts with a letter: "B", "(b).", "**C**", "Option B", "D. Hypothyroidism"; when such
+   lines name different letters (options restated, "A. ...\nB. ...\nC. ...") nothing was chosen: None.
 3. the option's text without its letter, as the last line of the reply.
 
 Case, markdown and punctuation are tolerated; a letter beyond the number of options is not an answer.
@@ -173,6 +174,8 @@ def extract_answer(text: str, options: Sequence[str]) -> Extraction:
     if len(options) >= 2 and named >= set(range(len(options))):  # every letter appears: a listing
         return Extraction(None, "listing")
     lines = _line_letters(answer, options)
+    if len({i for i, _ in lines}) > 1:  # options restated or weighed, none stated as the answer
+        return Extraction(None, "listing")
     if lines:
         return Extraction(*lines[-1])
     return _by_option_text(answer, options)
