@@ -8,6 +8,7 @@ sections and checks) is `medtune.train.recipe`; evaluation settings are `medtune
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import types
 import typing
@@ -193,3 +194,46 @@ def describe(cls: type, prefix: str = "") -> list[str]:
     for name, sub in nested:
         out.extend(describe(sub, f"{prefix}{name}."))
     return out
+
+
+# --- command-line flags generated from a dataclass: its default and help are written once, there ---
+
+def flag(name: str) -> str:
+    """The command-line spelling of a field name: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
+
+
+def add_fields(parser: Any, cls: type, names: list[str] | None = None, **overrides: dict) -> None:
+    """Add one flag per named field of `cls` (all non-section fields when `names` is None), with the
+    field's help and default text. The flag's own default is None, so a value not given leaves the
+    dataclass default in force (`given_fields`). `overrides[name]` adds argparse keywords (choices, ...)."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in names or [n for n, f in fields.items() if not is_section(f)]:
+        f = fields[name]
+        kw: dict[str, Any] = {"dest": name, "default": None}
+        default = default_of(f)
+        help_text = f.metadata.get("help", "")
+        annotation = hints[name]
+        base = annotation
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            base = next(a for a in typing.get_args(annotation) if a is not type(None))
+        if base is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) is list:
+            kw["nargs"] = "+"
+        elif base in (int, float):
+            kw["type"] = base
+        if default not in (None, [], {}, False):
+            help_text += f" (default: {default})"
+        kw["help"] = help_text
+        extra = dict(overrides.get(name, {}))
+        names_on_line = extra.pop("flags", [flag(name)])
+        kw.update(extra)
+        parser.add_argument(*names_on_line, **kw)
+
+
+def given_fields(args: Any, cls: type) -> dict:
+    """The fields of `cls` given on the command line (flags added by `add_fields`), by name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
