@@ -1,19 +1,23 @@
-"""medtune's letter scorer against lm-evaluation-harness's Hugging Face backend, same run, same model
-object, same questions and the same prompt text.
+"""medtune's `--template lm-eval` letter scorer against lm-evaluation-harness running its OWN task
+definitions (medmcqa, medqa_4options, pubmedqa, six MMLU medical subjects) on the same local data, same
+process, same model object.
 
-A local lm-eval task is written to a temporary folder: its documents carry the prompt medtune renders
-(`plain` template), `doc_to_choice` the letters and the default " " target delimiter, which is exactly
-the continuation medtune's letter scorer scores. lm-eval wraps the already-loaded model (HFLM), so
-both read identical weights. Both are timed on the scoring alone (model loading excluded); lm-eval's
-per-choice log-likelihoods (--log_samples) give its predictions, compared one by one with medtune's.
+lm-eval's tasks are used as shipped: a local task file `include:`s lm-eval's own task YAML (its
+doc_to_text functions, choices, description and target delimiter) and only swaps the Hub dataset for
+the local copy, converted to the Hub's schema (MedMCQA `cop` 0-based, MedQA as sent1/ending0-3/label,
+PubMedQA's official test questions, MMLU question/choices/answer). Per task the record holds: the
+prompts identical to lm-eval's contexts, the predictions identical out of n, the largest |Δ loglik|,
+and both times in the same run (lm-eval's whole evaluate call, and its model calls alone).
 
-usage: python benchmarks/vs_lm_eval.py OUT.json [--model M | --shape S --tokenizer T] [--limit N] [--batch-size B]
-       (pip install lm-eval first; it is a benchmark dependency, not one of medtune's)
+usage (lm-eval lives in its own venv, not medtune's):
+  MEDTUNE_CACHE=... /work/venv-lmeval/bin/python benchmarks/vs_lm_eval.py \
+      benchmarks/results/vs-lm-eval-nine-tasks-cpu.json --data-dir ../shared/data --limit 40
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -21,101 +25,199 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from summarize_eval import cpu_model  # noqa: E402
 
-TASK = """task: medtune_medmcqa
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{prompt}}}}"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: "{{{{gold}}}}"
-metric_list:
-  - metric: acc
-"""
+SUBJECTS = ["anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
+            "professional_medicine"]
+TASKS = ["medmcqa", "medqa_4options", "pubmedqa"] + [f"mmlu_{s}" for s in SUBJECTS]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").split("\n") if line.strip()]
+
+
+def hub_rows(task: str, data_dir: Path) -> tuple[list[dict], Path, str | None]:
+    """The local copy of a task in the schema of the Hub dataset lm-eval reads; the medtune source and
+    the official split medtune keeps."""
+    if task == "medmcqa":
+        src = data_dir / "medmcqa" / "dev.jsonl"
+        rows = [dict(r, cop=r["cop"] - 1) for r in _jsonl(src)]
+        return rows, src, None
+    if task == "medqa_4options":
+        src = data_dir / "medqa" / "dev.jsonl"
+        rows = []
+        for i, r in enumerate(_jsonl(src)):
+            o = r["options"]
+            rows.append({"id": str(i), "sent1": r["question"], "sent2": "", "ending0": o["A"], "ending1": o["B"],
+                         "ending2": o["C"], "ending3": o["D"], "label": "ABCD".index(r["answer_idx"])})
+        return rows, src, None
+    if task == "pubmedqa":
+        src = data_dir / "pubmedqa" / "pqa_labeled.jsonl"
+        rows = [r for r in _jsonl(src) if r["official_split"] == "test"]
+        return rows, src, "test"
+    subject = task.removeprefix("mmlu_")
+    src = data_dir / "mmlu_medical" / f"{subject}_test.csv"
+    with src.open(newline="", encoding="utf-8") as f:
+        rows = [{"question": c[0], "subject": subject, "choices": c[1:5], "answer": "ABCD".index(c[5])}
+                for c in csv.reader(f)]
+    return rows, src, None
+
+
+def task_yaml(task: str, data: Path) -> str:
+    """A local lm-eval task: lm-eval's own task file, with the dataset swapped for a local JSON file."""
+    import lm_eval
+
+    tasks = Path(lm_eval.__file__).parent / "tasks"
+    own = {"medmcqa": tasks / "medmcqa" / "medmcqa.yaml", "medqa_4options": tasks / "medqa" / "medqa.yaml",
+           "pubmedqa": tasks / "pubmedqa" / "pubmedqa.yaml"}.get(task) or tasks / "mmlu" / "default" / f"{task}.yaml"
+    return (f"include: {own}\ntask: local_{task}\ndataset_path: json\ndataset_name: null\n"
+            f"dataset_kwargs:\n  data_files:\n    test: {data}\ntraining_split: null\nvalidation_split: null\n"
+            f"test_split: test\nfewshot_split: null\n")
+
+
+def run_lm_eval(lm, tasks: list[str], data_dir: Path, tmp: Path, limit: int | None, bs: int) -> tuple[dict, float, float]:
+    """lm-eval's samples per task, its whole evaluate time, and the time inside its model calls."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    for task in tasks:
+        rows, _, _ = hub_rows(task, data_dir)
+        data = tmp / f"{task}.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (tmp / f"local_{task}.yaml").write_text(task_yaml(task, data))
+    inner = {"s": 0.0}
+    original = lm.loglikelihood
+
+    def timed(requests, *a, **kw):
+        t = time.perf_counter()
+        try:
+            return original(requests, *a, **kw)
+        finally:
+            inner["s"] += time.perf_counter() - t
+
+    lm.loglikelihood = timed
+    t0 = time.perf_counter()
+    res = lm_eval.simple_evaluate(model=lm, tasks=[f"local_{t}" for t in tasks],
+                                  task_manager=TaskManager(include_path=str(tmp), include_defaults=False),
+                                  log_samples=True, bootstrap_iters=0, batch_size=bs, limit=limit)
+    whole = time.perf_counter() - t0
+    return {t: sorted(res["samples"][f"local_{t}"], key=lambda s: s["doc_id"]) for t in tasks}, whole, inner["s"]
+
+
+def run_medtune(model, tok, tasks: list[str], data_dir: Path, limit: int | None, bs: int, device: str):
+    """medtune's letter scores with the lm-eval template per task, the rendered prompts, and the time."""
+    import torch
+
+    from medtune.data.prompts import render
+    from medtune.data.sources import LoadOptions, load_benchmark
+    from medtune.eval.run import score_items
+
+    loaded = {}
+    for task in tasks:
+        _, src, split = hub_rows(task, data_dir)
+        items, _ = load_benchmark([str(src)], LoadOptions(split=split))
+        loaded[task] = items[:limit] if limit else items
+    out, t0 = {}, time.perf_counter()
+    with torch.inference_mode():
+        for task, items in loaded.items():
+            scores, _ = score_items(model, tok, items, "letter", "lm-eval", batch_size=bs, device=device)
+            out[task] = scores["letter"]
+    seconds = time.perf_counter() - t0
+    prompts = {t: [render(it, "lm-eval", tok) for it in items] for t, items in loaded.items()}
+    return out, prompts, seconds
+
+
+def compare(task: str, ours: list[list[float]], prompts: list, samples: list[dict]) -> dict:
+    """Identical prompts, identical predictions and the largest log-likelihood difference for one task."""
+    theirs = [[float(r[0][0]) for r in s["resps"]] for s in samples]
+    contexts = [s["arguments"][0][0] if isinstance(s["arguments"][0], (list, tuple)) else s["arguments"]["gen_args_0"]["arg_0"]
+                for s in samples]
+    conts = [[a[1] for a in s["arguments"]] if isinstance(s["arguments"][0], (list, tuple)) else None for s in samples]
+    argmax = lambda x: max(range(len(x)), key=x.__getitem__)  # noqa: E731
+    same_prompt = sum(p.prompt == c for p, c in zip(prompts, contexts))
+    same_choices = sum(cs is None or [" " + c for c in p.choices] == cs for p, cs in zip(prompts, conts))
+    same_pred = sum(argmax(a) == argmax(b) for a, b in zip(ours, theirs))
+    diff = max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y))
+    first_diff = next((i for i, (p, c) in enumerate(zip(prompts, contexts)) if p.prompt != c), None)
+    return {"n": len(samples), "identical_prompts": same_prompt, "identical_continuations": same_choices,
+            "identical_predictions": same_pred, "max_abs_loglik_difference": diff,
+            "first_prompt_difference": None if first_diff is None else {
+                "index": first_diff, "medtune": prompts[first_diff].prompt[-300:], "lm_eval": contexts[first_diff][-300:]}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("--model", default=None)
-    ap.add_argument("--data", default="medmcqa-dev")
-    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("out", nargs="?", default=str(ROOT / "benchmarks/results/vs-lm-eval-nine-tasks-cpu.json"))
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--limit", type=int, default=40, help="first N questions per task")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--shape", help="a shipped architecture with random weights (e.g. qwen3-1.7b): speed only")
-    ap.add_argument("--tokenizer", help="tokenizer folder for --shape")
+    ap.add_argument("--order", default="lm-eval-first", choices=["lm-eval-first", "medtune-first"],
+                    help="which runs first on the first task; the order alternates task by task")
     args = ap.parse_args()
 
     import lm_eval
-    import torch
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     from medtune.backend import select_backend
-    from medtune.data.prompts import render
-    from medtune.data.sources import load_benchmark
-    from medtune.eval.run import score_items
     from medtune.manifest import git_commit, package_versions
     from medtune.models import load_causal_lm, load_tokenizer, resolve_model
+    from summarize_eval import cpu_model
 
-    backend = select_backend(args.device)
+    backend = select_backend(args.device, "float32")
     bs = args.batch_size or (8 if backend.kind == "cpu" else 64)
-    ref = resolve_model(args.tokenizer if args.shape else args.model)
+    ref = resolve_model(args.model)
     tok = load_tokenizer(ref)
-    if args.shape:
-        from medtune.bench.common import shape_model as _shape_model
+    model = load_causal_lm(ref, backend).eval()
+    tasks = [t for t in args.tasks.split(",") if t]
+    data_dir = Path(args.data_dir)
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=bs, device=backend.device)
+    import torch
 
-        model = _shape_model(args.shape, backend.torch_dtype()).to(backend.device).eval()
-        ref.name = f"{args.shape} shape, random weights"
-    else:
-        model = load_causal_lm(ref, backend)
-    items, _ = load_benchmark([args.data])
-    items = items[: args.limit] if args.limit else items
-
+    with torch.inference_mode():  # warm-up: the first forward pass allocates, for whichever runs first
+        model(input_ids=torch.tensor([[1, 2, 3] * 20] * bs, device=backend.device))
+    per_task, lm_s, lm_calls_s, ours_s = {}, 0.0, 0.0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "medmcqa.jsonl"
-        with data.open("w") as f:
-            for it in items:
-                p = render(it, "plain", tok)
-                f.write(json.dumps({"id": it.id, "prompt": p.prompt, "choices": list(p.choices),
-                                    "gold": it.answer_index}) + "\n")
-        (Path(tmp) / "medtune_medmcqa.yaml").write_text(TASK.format(data=data))
-        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=bs, device=backend.device)
-        t0 = time.perf_counter()
-        res = lm_eval.simple_evaluate(model=lm, tasks=["medtune_medmcqa"], task_manager=TaskManager(include_path=tmp),
-                                      log_samples=True, bootstrap_iters=0, batch_size=bs)
-        lm_s = time.perf_counter() - t0
-    samples = sorted(res["samples"]["medtune_medmcqa"], key=lambda s: s["doc_id"])
-    lm_ll = [[float(r[0][0]) for r in s["resps"]] for s in samples]
-    lm_pred = [max(range(len(x)), key=x.__getitem__) for x in lm_ll]
-
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        ours, _ = score_items(model, tok, items, "letter", "plain", batch_size=bs, device=backend.device)
-    ours_s = time.perf_counter() - t0
-    our_pred = [max(range(len(x)), key=x.__getitem__) for x in ours["letter"]]
-    diff = max(abs(a - b) for x, y in zip(ours["letter"], lm_ll) for a, b in zip(x, y))
-    same = sum(a == b for a, b in zip(our_pred, lm_pred))
+        for k, task in enumerate(tasks):  # one task at a time, alternating which of the two runs first
+            first = "medtune" if (k % 2 == 0) == (args.order == "medtune-first") else "lm-eval"
+            for who in (first, "lm-eval" if first == "medtune" else "medtune"):
+                if who == "lm-eval":
+                    samples, t_lm, t_calls = run_lm_eval(lm, [task], data_dir, Path(tmp), args.limit, bs)
+                else:
+                    ours, prompts, t_ours = run_medtune(model, tok, [task], data_dir, args.limit, bs, backend.device)
+            per_task[task] = compare(task, ours[task], prompts[task], samples[task])
+            per_task[task].update(lm_eval_seconds=t_lm, lm_eval_model_calls_seconds=t_calls, medtune_seconds=t_ours,
+                                  ran_first=first)
+            lm_s, lm_calls_s, ours_s = lm_s + t_lm, lm_calls_s + t_calls, ours_s + t_ours
+            print(f"{task}: lm-eval {t_lm:.1f} s (model calls {t_calls:.1f} s), medtune {t_ours:.1f} s", flush=True)
+    n = sum(r["n"] for r in per_task.values())
     out = {
-        "what": "medtune letter scorer vs lm-evaluation-harness HF backend: same process, model, questions, prompt",
-        "command": "python benchmarks/vs_lm_eval.py " + " ".join(sys.argv[1:]),
+        "what": "medtune --template lm-eval letter scorer vs lm-evaluation-harness's own task definitions on the "
+                "same local data: same process, same fp32 model object, same questions",
+        "command": f"{Path(sys.executable).name} benchmarks/vs_lm_eval.py " + " ".join(sys.argv[1:]),
         "commit": git_commit(), "versions": {**package_versions(), "lm_eval": lm_eval.__version__},
-        "device": {"backend": backend.to_dict(), "cpu": cpu_model(), "cores": os.cpu_count()},
-        "model": ref.name, "questions": len(items), "batch_size": bs, "template": "plain",
-        "lm_eval": {"seconds": lm_s, "questions_per_s": len(items) / lm_s,
-                    "accuracy": res["results"]["medtune_medmcqa"].get("acc,none")},
-        "medtune": {"seconds": ours_s, "questions_per_s": len(items) / ours_s,
-                    "accuracy": sum(p == it.answer_index for p, it in zip(our_pred, items)) / len(items)},
-        "speedup": lm_s / ours_s, "identical_predictions": same, "max_abs_loglik_difference": diff,
+        "device": {"backend": backend.to_dict(), "cpu": cpu_model(), "cores": os.cpu_count(),
+                   "load": os.getloadavg()},
+        "model": ref.name, "limit_per_task": args.limit, "questions": n, "batch_size": bs, "order": args.order,
+        "tasks": per_task,
+        "identical_predictions": sum(r["identical_predictions"] for r in per_task.values()),
+        "identical_prompts": sum(r["identical_prompts"] for r in per_task.values()),
+        "max_abs_loglik_difference": max(r["max_abs_loglik_difference"] for r in per_task.values()),
+        "lm_eval": {"seconds": lm_s, "model_calls_seconds": lm_calls_s, "questions_per_s": n / lm_s},
+        "medtune": {"seconds": ours_s, "questions_per_s": n / ours_s},
+        "speedup": lm_s / ours_s, "speedup_vs_lm_eval_model_calls": lm_calls_s / ours_s,
     }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: out[k] for k in ("questions", "lm_eval", "medtune", "speedup", "identical_predictions",
-                                          "max_abs_loglik_difference")}, indent=2))
+    print(json.dumps({k: out[k] for k in ("questions", "identical_prompts", "identical_predictions",
+                                          "max_abs_loglik_difference", "lm_eval", "medtune", "speedup",
+                                          "speedup_vs_lm_eval_model_calls")}, indent=2))
+    for t, r in per_task.items():
+        print(f"{t:<28} prompts {r['identical_prompts']}/{r['n']}  predictions {r['identical_predictions']}/{r['n']}"
+              f"  max|Δll| {r['max_abs_loglik_difference']:.2e}")
 
 
 if __name__ == "__main__":
