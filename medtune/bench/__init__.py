@@ -10,10 +10,18 @@ where FLOPs per token = k x N + k x 2 x layers x s x d_attn, N the parameters of
 passes (all linear layers and the LM head, not the embedding lookup), s the mean sequence length,
 d_attn = heads x head_dim, and k = 4 for adapter methods (forward 2N plus activation gradients 2N;
 no weight gradients), 6 for full training; R is the matmul rate measured on this device in the
-training dtype (a square matmul of 4096 on a GPU, 2048 on a CPU), not a datasheet figure.
+training dtype, not a datasheet figure: the best of several large square products (4096 and 8192 on a GPU, where
+an 8192^3 bf16 product reaches the sustained rate, ~790 TFLOP/s on an H100/H200; 1024 and 2048 on a CPU);
+fp8 runs are divided by the measured fp8 rate (`medtune.bench.common.peak_rate`).
 
-Evaluation: questions/s and non-padding tokens/s of the recipe's eval scorer, with the shared-prefix
-cache and without it, and whether the two give identical predictions.
+Evaluation: questions/s of the recipe's eval scorer, with the shared-prefix cache and without it; tokens/s
+counts the tokens that ran through the model (the shared prefix once, no padding), and the questions' own
+tokens are reported beside it; whether the two runs predict the same letters, a difference counted as a
+flip only beyond the dtype's tie tolerance (`TIE_TOLERANCE`).
+
+Each run applies its recipe's `env:` before torch is imported. With `--vs` each recipe runs in its own
+process, so its environment and its peak memory are its own (under a launcher: the same process, with the
+peak counters reset between runs).
 
 `--shape qwen3-1.7b` builds that architecture with random weights (no download): speed and memory are
 real, accuracy is meaningless.
@@ -22,12 +30,19 @@ real, accuracy is meaningless.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from medtune.errors import MedtuneError
+
+
 def format_bench(r: dict) -> str:
+    """A bench result as the table the CLI prints."""
     be = r["backend"]
     head = f"{r['kind']} · {r['model']} · {be['kind']} {be['name']}"
     if r["kind"] == "train":
@@ -41,44 +56,102 @@ def format_bench(r: dict) -> str:
                           f"{'samples/s':<22}{r['samples_per_s']:>10.2f}",
                           f"{'padding':<22}{r['padding_fraction']:>10.1%}",
                           f"{'peak memory':<22}{peak:>10.2f} GB",
-                          f"{'MFU':<22}{r['mfu']:>10.1%}  ({r['flops_formula']}; matmul rate "
+                          f"{'MFU':<22}{r['mfu']:>10.1%}  ({r['flops_formula']}; peak matmul rate "
                           f"{r['matmul_rate_flops'] / 1e12:.2f} TFLOP/s measured)"])
     procs = f" · {r['processes']} processes × {r['threads']} threads" if r.get("processes", 1) > 1 else ""
     lines = [head, f"{r['questions']} questions · {r['scorer']} scorer · batch {r['batch_size']} · "
-                   f"shared prefix {r['shared_prefix_tokens']} tokens{procs}"]
+                   f"shared prefix {r['shared_prefix_tokens']} tokens · {r.get('question_tokens', 0):,} question "
+                   f"tokens{procs}"]
     for label in ("prefix_cache", "no_prefix_cache"):
         if label in r:
             x = r[label]
             lines.append(f"{label:<18}{x['seconds']:>8.1f} s {x['questions_per_s']:>8.2f} q/s "
-                         f"{x['tokens_per_s']:>9.0f} tok/s")
+                         f"{x['tokens_per_s']:>9.0f} tok/s processed ({x.get('processed_tokens', 0):,} tokens)")
     if "speedup" in r:
         lines.append(f"speed-up {r['speedup']:.2f}x · identical predictions {r['identical_predictions']}/"
-                     f"{r['questions']} · max |Δ log-likelihood| {r['max_abs_loglik_difference']:.2e}")
+                     f"{r['questions']} · flips beyond the tie tolerance {r.get('flips_beyond_tolerance', 0)} · "
+                     f"max |Δ log-likelihood| {r['max_abs_loglik_difference']:.2e}")
     if "reference" in r:
         ref = r["reference"]
         lines.append(f"identical to {ref['path']}: {ref['identical_predictions']}/{ref['compared']}")
     return "\n".join(lines)
 
 
+def apply_recipe_env(recipe: Any) -> list[str]:
+    """Set the recipe's `env:` variables; a warning for each that comes after torch was imported."""
+    late = []
+    for key, value in (getattr(recipe, "env", None) or {}).items():
+        if os.environ.get(str(key)) != str(value) and "torch" in sys.modules:
+            late.append(f"{key} set after torch was imported: it may have no effect in this process")
+        os.environ[str(key)] = str(value)
+    return late
+
+
+def run_one(kind: str, recipe_path: str | None, overrides: list[str], kwargs: dict) -> dict:
+    """One bench in this process: the recipe's env first, then a fresh peak-memory count, then the run."""
+    from medtune.train.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path, overrides)
+    for warning in apply_recipe_env(recipe):
+        print(f"medtune: warning: {warning}", file=sys.stderr)
+    from medtune.bench.common import reset_memory
+
+    reset_memory(kwargs.get("device") or "cuda")
+    if kind == "train":
+        from medtune.bench.train import bench_train as fn
+    else:
+        from medtune.bench.eval import bench_eval as fn
+    r = fn(recipe, **kwargs)
+    r["recipe"] = recipe_path
+    r["env"] = dict(getattr(recipe, "env", None) or {})
+    return r
+
+
+def run_separately(kind: str, recipe_path: str | None, overrides: list[str], kwargs: dict) -> dict:
+    """`run_one` in a fresh Python process: its own environment, its own peak memory (device and host)."""
+    with tempfile.TemporaryDirectory(prefix="medtune-bench-") as tmp:
+        job, out = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job.write_text(json.dumps({"kind": kind, "recipe": recipe_path, "overrides": overrides, "kwargs": kwargs,
+                                   "out": str(out)}))
+        proc = subprocess.run([sys.executable, "-c", "import sys; from medtune.bench import child_main; "
+                               "sys.exit(child_main(sys.argv[1]))", str(job)])
+        if not out.is_file():
+            raise MedtuneError(f"the bench of this recipe ended without a result (exit code {proc.returncode})",
+                               path=recipe_path or "default")
+        got = json.loads(out.read_text())
+    if "error" in got:
+        e = got["error"]
+        raise MedtuneError(e["message"], path=e["path"], line=e["line"], field=e["field"])
+    return got["result"]
+
+
+def child_main(job_file: str) -> int:
+    """Entry of the process `run_separately` starts."""
+    job = json.loads(Path(job_file).read_text())
+    try:
+        doc = {"result": run_one(job["kind"], job["recipe"], job["overrides"], job["kwargs"])}
+    except MedtuneError as err:
+        doc = {"error": {"message": err.message, "path": err.path, "line": err.line, "field": err.field}}
+    Path(job["out"]).write_text(json.dumps(doc))
+    return 0
+
+
 def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: str | None = None,
               vs: str | None = None, **kwargs: Any) -> list[dict]:
-    """Run one bench (or two recipes in the same process: --vs) and write JSON."""
+    """Run one bench (or two recipes, each alone: --vs) and write JSON."""
     from medtune.backend import processes
-    from medtune.train.recipe import load_recipe
     from medtune.io import atomic_write_json
     from medtune.manifest import cpu_model, git_commit, package_versions
 
     results = []
     rank, world = processes()
     first = rank == 0  # under a launcher, the first process prints and writes
-    for path in [recipe_path] + ([vs] if vs else []):
-        recipe = load_recipe(path, overrides)
-        if kind == "train":
-            from medtune.bench.train import bench_train as fn
+    paths = [recipe_path] + ([vs] if vs else [])
+    for path in paths:
+        if len(paths) > 1 and world == 1:
+            r = run_separately(kind, path, overrides, kwargs)
         else:
-            from medtune.bench.eval import bench_eval as fn
-        r = fn(recipe, **kwargs)
-        r["recipe"] = path
+            r = run_one(kind, path, overrides, kwargs)
         results.append(r)
         if first:
             print(format_bench(r), flush=True)
@@ -86,6 +159,7 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
         return results
     doc: dict = {"what": f"medtune bench {kind}", "command": " ".join(["medtune", *sys.argv[1:]]),
                  "processes": world,  # > 1: started by torchrun / accelerate launch
+                 "separate_processes": len(paths) > 1 and world == 1,
                  "commit": git_commit(), "versions": package_versions(), "cpu": cpu_model(), "cores": os.cpu_count(),
                  "results": [dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in results]}
     if vs:
@@ -98,5 +172,3 @@ def run_bench(kind: str, recipe_path: str | None, overrides: list[str], *, out: 
         atomic_write_json(out, doc)
         print(f"medtune: wrote {out}")
     return results
-
-

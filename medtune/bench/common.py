@@ -1,17 +1,26 @@
-"""What bench train and bench eval share: device sync, measured matmul rate, shape models, set-up, memory."""
+"""What the bench verbs share: device sync, the measured peak matmul rate, shape models, set-up, memory,
+and prediction agreement with a tie tolerance."""
 
 from __future__ import annotations
 
+import gc
+import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from medtune.errors import MedtuneError
 
 SHAPES = Path(__file__).resolve().parent.parent / "resources" / "shapes"
+# Two log-likelihoods closer than this are a tie in that dtype: a different argmax between two runs counts
+# as a flip only when the reference run's margin between the two letters is larger. bf16 keeps 8 bits of
+# mantissa (relative error 2^-8 per rounding, summed over a forward pass), fp16 11, fp32 24.
+TIE_TOLERANCE = {"float32": 1e-4, "float16": 2e-2, "bfloat16": 1e-1}
+_RATES: dict = {}
 
 
 def sync(device: str) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
     import torch
 
     if device.startswith("cuda"):
@@ -19,20 +28,71 @@ def sync(device: str) -> None:
 
 
 def matmul_rate(device: str, dtype: Any, n: int | None = None, repeats: int = 10) -> float:
-    """Measured FLOP/s of a square matmul on this device and dtype."""
+    """The device's peak matmul rate in FLOP/s for this dtype, measured: the best of several large square
+    products (4096 and 8192 on a GPU, where an 8192^3 bf16 product reaches the sustained rate; 1024 and 2048
+    on a CPU), three trials each. Measured once per process and (device, dtype)."""
     import torch
 
-    n = n or (4096 if device.startswith("cuda") else 2048)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync(device)
-    return 2 * n ** 3 * repeats / (time.perf_counter() - t0)
+    key = (device, str(dtype), n)
+    if key in _RATES:
+        return _RATES[key]
+    sizes = (n,) if n else (4096, 8192) if device.startswith("cuda") else (1024, 2048)
+    best = 0.0
+    for size in sizes:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        for _ in range(3):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                a @ b
+            sync(device)
+            best = max(best, 2 * size ** 3 * repeats / (time.perf_counter() - t0))
+        del a, b
+    _RATES[key] = best
+    return best
+
+
+def fp8_matmul_rate(device: str, n: int = 8192, repeats: int = 10) -> float | None:
+    """Peak FP8 (e4m3) matmul rate through torch._scaled_mm, the kernel fp8 training runs; None where the
+    device or this torch has none."""
+    import torch
+
+    if not device.startswith("cuda") or not hasattr(torch, "_scaled_mm"):
+        return None
+    fp8 = torch.float8_e4m3fnuz if getattr(torch.version, "hip", None) and \
+        "gfx942" in torch.cuda.get_device_properties(device).gcnArchName else torch.float8_e4m3fn
+    try:
+        a = torch.randn(n, n, device=device).to(fp8)
+        b = torch.randn(n, n, device=device).to(fp8).t()
+        one = torch.ones((), device=device)
+        mm = lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)  # noqa: E731
+        mm()
+        best = 0.0
+        for _ in range(3):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                mm()
+            sync(device)
+            best = max(best, 2 * n ** 3 * repeats / (time.perf_counter() - t0))
+        return best
+    except (RuntimeError, TypeError):
+        return None
+
+
+def peak_rate(device: str, precision: str, fp8: bool = False) -> tuple[float, str]:
+    """(FLOP/s, what it is) that MFU divides by: the fp8 rate for fp8 training, else the training dtype's."""
+    import torch
+
+    if fp8:
+        rate = fp8_matmul_rate(device)
+        if rate:
+            return rate, "fp8 e4m3 matmul (torch._scaled_mm), measured"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    return matmul_rate(device, dtype), f"{str(dtype).replace('torch.', '')} matmul, best of 4096/8192, measured"
 
 
 def matmul_params(model: Any) -> int:
@@ -46,24 +106,38 @@ def matmul_params(model: Any) -> int:
     return total
 
 
-def shape_model(shape: str, dtype: Any) -> Any:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+def shape_config(shape: str, **overrides: Any) -> Any:
+    """The config of a shipped shape (qwen3-1.7b) or of a folder / config.json path, with overrides."""
+    from transformers import AutoConfig
 
-    folder = SHAPES / shape
+    path = Path(shape)
+    folder = SHAPES / shape if (SHAPES / shape / "config.json").is_file() else \
+        path.parent if path.name == "config.json" and path.is_file() else path
     if not (folder / "config.json").is_file():
         known = ", ".join(sorted(p.name for p in SHAPES.iterdir()))
         raise MedtuneError(f"unknown shape; shipped shapes: {known}", path=shape, field="--shape")
-    config = AutoConfig.from_pretrained(folder)
-    torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config, dtype=dtype)
+    cfg = json.loads((folder / "config.json").read_text("utf-8"))
+    config = AutoConfig.for_model(cfg.pop("model_type"), **{**cfg, **overrides})
+    return config
+
+
+def shape_model(shape: str, dtype: Any, device: str = "cpu", seed: int = 0, **overrides: Any) -> Any:
+    """That architecture with random weights (seeded), built directly on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config = shape_config(shape, **overrides)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
 def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: str | None,
-           for_training: bool) -> dict:
+          for_training: bool) -> dict:
+    """Backend, precision, tokenizer, model (the recipe's, or a shape with random weights) and template."""
     from medtune.backend import select_backend
     from medtune.data.prompts import resolve_template
-    from medtune.models import load_causal_lm, load_tokenizer, resolve_model
+    from medtune.models import load_causal_lm, load_tokenizer, resolve_model, resolve_tokenizer
     from medtune.train import methods
 
     if recipe.method == "multiple_choice":
@@ -74,10 +148,10 @@ def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: st
                              else "auto")
     if for_training and recipe.train.fp8:
         methods.check_fp8(backend)
-    tok_ref = resolve_model(tokenizer_name or recipe.model.name)
+    tok_ref = resolve_tokenizer(tokenizer_name) if tokenizer_name else resolve_model(recipe.model.name)
     tokenizer = load_tokenizer(tok_ref, recipe.model.trust_remote_code)
     if shape:
-        model = shape_model(shape, backend.torch_dtype()).to(backend.device)
+        model = shape_model(shape, backend.torch_dtype(), backend.device)
         model_name = f"{shape} shape, random weights"
     else:
         model = load_causal_lm(resolve_model(recipe.model.name), backend,
@@ -93,7 +167,18 @@ def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: st
             "model_name": model_name, "template": template, "tokenizer_name": tok_ref.name}
 
 
+def reset_memory(device: str) -> None:
+    """Free what earlier runs left and restart the device's peak counters, so the next peak is its own."""
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
 def memory(device: str) -> dict:
+    """Peak host RSS of this process and, on a GPU, peak allocated and reserved device memory."""
     import resource
 
     import torch
@@ -103,3 +188,22 @@ def memory(device: str) -> dict:
         out["device_peak_allocated_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
         out["device_peak_reserved_gb"] = torch.cuda.max_memory_reserved() / 2 ** 30
     return out
+
+
+def agreement(reference: Sequence[Sequence[float]], other: Sequence[Sequence[float]], tolerance: float) -> dict:
+    """Per-question agreement of the argmax letters of two runs' log-likelihoods: identical, flips beyond the
+    tie tolerance (the reference's margin between the two letters > tolerance), and max |Δ log-likelihood|."""
+    same = flips = 0
+    worst = 0.0
+    for ref, oth in zip(reference, other):
+        a = max(range(len(ref)), key=ref.__getitem__)
+        b = max(range(len(oth)), key=oth.__getitem__)
+        worst = max([worst, *(abs(x - y) for x, y in zip(ref, oth))])
+        if a == b:
+            same += 1
+        elif ref[a] - ref[b] > tolerance:
+            flips += 1
+    n = len(reference)
+    return {"questions": n, "identical": same, "identical_fraction": same / n if n else 1.0,
+            "flips_beyond_tolerance": flips, "agreement_with_tolerance": (n - flips) / n if n else 1.0,
+            "tolerance": tolerance, "max_abs_loglik_difference": worst}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError
 
-from medtune.bench.common import memory, setup, sync
+from medtune.bench.common import TIE_TOLERANCE, agreement, memory, setup, sync
 
 
 def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None = None, limit: int | None = None,
@@ -41,7 +42,8 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     prompts = [render(it, s["template"], tok, cloze=scorer == "cloze") for it in items]
     reqs = [build_request(tok, p.prompt, p.choices) for p in prompts]
     shared = len(common_prefix(reqs))
-    n_tokens = sum(len(r.context) + sum(len(c) for c in r.continuations) for r in reqs)
+    n_tokens = sum(len(r.context) + sum(len(c) for c in r.continuations) for r in reqs)  # the questions' own
+    counts = "stats" in inspect.signature(score_requests).parameters
     model.eval()
     runs = {}
     for label, reuse in (("prefix_cache", True), ("no_prefix_cache", False)):
@@ -50,17 +52,23 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
         score_requests(model, reqs[: min(len(reqs), bs * world)], batch_size=bs, pad_id=tok.pad_token_id,
                        device=backend.device, reuse_prefix=reuse, processes=(rank, world))  # warm-up, in step
         sync(backend.device)
+        stats: dict = {}
         t0 = time.perf_counter()
         with torch.inference_mode():
             scores = score_requests(model, reqs, batch_size=bs, pad_id=tok.pad_token_id, device=backend.device,
-                                    reuse_prefix=reuse, processes=(rank, world))
+                                    reuse_prefix=reuse, processes=(rank, world), **({"stats": stats} if counts else {}))
         sync(backend.device)
         wall = time.perf_counter() - t0
+        # tokens that ran through the model: the shared prefix once (cached run), no padding
+        processed = stats.get("processed") or (n_tokens - (len(reqs) - 1) * shared if reuse else n_tokens)
         preds = [max(range(len(x.logliks)), key=x.logliks.__getitem__) for x in scores]
-        runs[label] = {"seconds": wall, "questions_per_s": len(reqs) / wall, "tokens_per_s": n_tokens / wall,
+        runs[label] = {"seconds": wall, "questions_per_s": len(reqs) / wall, "processed_tokens": processed,
+                       "tokens_per_s": processed / wall, "question_tokens_per_s": n_tokens / wall,
+                       "padded_positions": stats.get("padded"),
                        "predictions": preds, "logliks": [x.logliks for x in scores]}
     out = {"kind": "eval", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "scorer": scorer,
-           "template": s["template"], "questions": len(reqs), "batch_size": bs, "tokens": n_tokens,
+           "template": s["template"], "questions": len(reqs), "batch_size": bs, "question_tokens": n_tokens,
+           "dtype": backend.dtype,
            "shared_prefix_tokens": shared, "backend": backend.to_dict(), "memory": memory(backend.device),
            "threads": torch.get_num_threads(), "processes": world,
            "questions_from": "--data " + " ".join(data) if data else "the recipe's eval questions"}
@@ -68,9 +76,11 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
         out[label] = {k: v for k, v in r.items() if k not in ("predictions", "logliks")}
     if len(runs) == 2:
         a, b = runs["prefix_cache"], runs["no_prefix_cache"]
-        out["identical_predictions"] = sum(x == y for x, y in zip(a["predictions"], b["predictions"]))
-        out["max_abs_loglik_difference"] = max(abs(x - y) for ra, rb in zip(a["logliks"], b["logliks"])
-                                               for x, y in zip(ra, rb))
+        agree = agreement(b["logliks"], a["logliks"], TIE_TOLERANCE.get(backend.dtype, 1e-4))
+        out["identical_predictions"] = agree["identical"]
+        out["flips_beyond_tolerance"] = agree["flips_beyond_tolerance"]
+        out["tie_tolerance"] = agree["tolerance"]
+        out["max_abs_loglik_difference"] = agree["max_abs_loglik_difference"]
         out["speedup"] = b["seconds"] / a["seconds"]
     out["predictions"] = runs["prefix_cache"]["predictions"]
     if recorded is not None:
