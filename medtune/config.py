@@ -237,3 +237,11 @@ def given_fields(args: Any, cls: type) -> dict:
     """The fields of `cls` given on the command line (flags added by `add_fields`), by name."""
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def setting(args: Any, cls: type, name: str) -> Any:
+    """A field's value: the flag's when given, else the dataclass default."""
+    value = getattr(args, name, None)
+    if value is not None:
+        return value
+    return default_of(next(f for f in dataclasses.fields(cls) if f.name == name))

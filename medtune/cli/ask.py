@@ -17,7 +17,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", help="optional context, e.g. an abstract")
     p.add_argument("--file", "-f", help="JSON or JSONL questions ({question, options, context?, id?}); - for stdin")
     p.add_argument("--explain", action="store_true", help="also write a short greedy explanation")
-    p.add_argument("--max-new-tokens", type=int, default=96, help="length bound of the explanation")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_answer_options(p)
 
@@ -37,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
         questions = [Question(args.question, list(args.option or []), args.context)]
         questions[0].check()
     who = answerer(args)
-    results = who.answer(questions, explain=args.explain, max_new_tokens=args.max_new_tokens)
+    kw = {"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}
+    results = who.answer(questions, explain=args.explain, **kw)
     info = who.info()
     if args.json:
         print(json.dumps({"model": info, "answers": results}, indent=2, ensure_ascii=False))

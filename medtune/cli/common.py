@@ -6,19 +6,17 @@ import argparse
 import sys
 from typing import Any
 
+from medtune.config import add_fields, setting
 from medtune.errors import MedtuneError
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """--format, --cop-base, --on-bad-row, --map, --split: how a source is read."""
+    from medtune.train.recipe import DataArgs
+
     g = p.add_argument_group("reading the data")
-    g.add_argument("--format", help="medmcqa, medqa, pubmedqa, mmlu, medtune, swag or generic "
-                                    "(default: detected from the fields)")
-    g.add_argument("--cop-base", type=int, choices=(0, 1),
-                   help="answer indices count from 0 (MedMCQA on the Hub) or 1 (the original release); "
-                        "needed only when the data cannot tell")
-    g.add_argument("--on-bad-row", choices=("error", "skip"), default="error",
-                   help="stop at the first bad row (default) or skip bad rows and count them")
+    add_fields(g, DataArgs, ["format", "cop_base", "on_bad_row"], cop_base={"choices": (0, 1)},
+               on_bad_row={"choices": ("error", "skip")})
     g.add_argument("--map", nargs="+", metavar="KEY=COLUMN",
                    help="generic format column mapping, e.g. question=stem options=A,B,C,D answer=label")
     g.add_argument("--split", dest="data_split",
@@ -28,6 +26,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 def load_options(args: argparse.Namespace) -> Any:
     """The LoadOptions the data flags describe."""
     from medtune.data.sources import LoadOptions
+    from medtune.train.recipe import DataArgs
 
     columns = None
     if args.map:
@@ -37,7 +36,7 @@ def load_options(args: argparse.Namespace) -> Any:
             if not sep or not key or not col:
                 raise MedtuneError(f"expected KEY=COLUMN, got {pair!r}", field="--map")
             columns[key.strip()] = col.strip()
-    return LoadOptions(format=args.format, cop_base=args.cop_base, on_bad_row=args.on_bad_row,
+    return LoadOptions(format=args.format, cop_base=args.cop_base, on_bad_row=setting(args, DataArgs, "on_bad_row"),
                        columns=columns, split=args.data_split)
 
 
@@ -55,13 +54,14 @@ def add_answer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", help="a PEFT adapter folder or Hub id")
     p.add_argument("--template", help="auto, chat, plain or hackathon (default: the run's, else auto)")
     p.add_argument("--scorer", choices=["letter", "cloze"], help="default: the run's eval scorer, else letter")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow a model's own Python code")
+    from medtune.eval.run import EvalConfig
+
+    add_fields(p, EvalConfig, ["device", "dtype", "trust_remote_code", "max_new_tokens", "thinking"])
 
 
 def answerer(args: argparse.Namespace) -> Any:
     """The Answerer the answer options describe."""
+    from medtune.eval.run import EvalConfig
     from medtune.serve.answer import Answerer, Source, source_from_run
 
     if args.run:
@@ -71,4 +71,5 @@ def answerer(args: argparse.Namespace) -> Any:
     else:
         source = Source(model=args.model, adapter=args.adapter, template=args.template or "auto",
                         scorer=args.scorer or "letter")
-    return Answerer(source, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    return Answerer(source, device=args.device, dtype=setting(args, EvalConfig, "dtype"),
+                    trust_remote_code=setting(args, EvalConfig, "trust_remote_code"))

@@ -6,10 +6,13 @@ import argparse
 import json
 
 from medtune.cli.common import add_data_options, load_options, report_skipped
+from medtune.config import add_fields, setting
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The data actions and their flags."""
+    from medtune.train.recipe import DataArgs
+
     actions = p.add_subparsers(dest="data_verb", metavar="ACTION", required=True)
     s = actions.add_parser("stats", help="counts per split, subject and answer letter; duplicates")
     s.add_argument("sources", nargs="+", help="files, folders, built-in names (medmcqa-dev) or hf:ID:SPLIT")
@@ -22,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     size = sp.add_mutually_exclusive_group(required=True)
     size.add_argument("--eval-size", type=int, help="number of questions held out for evaluation")
     size.add_argument("--eval-fraction", type=float, help="fraction held out (stable as data grows)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the hash split")
+    add_fields(sp, DataArgs, ["split_seed"], split_seed={"flags": ["--seed"]})
     sp.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl and split.json")
     for q in (s, sp):
         q.add_argument("--near-threshold", type=float, default=0.8,
@@ -34,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run one data action."""
     from medtune.data.sources import load_benchmark
+    from medtune.train.recipe import DataArgs
 
     items, report = load_benchmark(args.sources, load_options(args))
     if args.data_verb == "stats":
@@ -50,6 +54,6 @@ def main(args: argparse.Namespace) -> int:
         from medtune.data.split import split_and_write
 
         print(split_and_write(items, report, out=args.out, eval_size=args.eval_size,
-                              eval_fraction=args.eval_fraction, seed=args.seed, threshold=args.near_threshold))
+                              eval_fraction=args.eval_fraction, seed=setting(args, DataArgs, "split_seed"), threshold=args.near_threshold))
     report_skipped(report)
     return 0
