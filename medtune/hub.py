@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError
+from medtune.runfolder import RunFolder
 from medtune.serve.answer import NOTICE, trained_folder
 
 # the Hub ids of the embedded models (what a Space or a card's base_model names)
@@ -36,14 +37,14 @@ def run_info(run: str) -> dict:
     """What a run folder holds: summary, recipe, final metrics, trained folder, base model."""
     import yaml
 
-    folder = Path(run)
-    summary = _read_json(folder / "metrics.json")
-    final = _read_json(folder / "final" / "metrics.json")
-    recipe = yaml.safe_load((folder / "recipe.yaml").read_text("utf-8")) if (folder / "recipe.yaml").is_file() else {}
-    trained = trained_folder(folder, summary)
+    folder = RunFolder(run)
+    summary = _read_json(folder.metrics)
+    final = _read_json(folder.final.metrics)
+    recipe = yaml.safe_load(folder.recipe.read_text("utf-8")) if folder.recipe.is_file() else {}
+    trained = trained_folder(folder.root, summary)
     if not trained.is_dir():
         raise MedtuneError("the trained adapter/model folder is missing", path=str(trained))
-    return {"folder": folder, "summary": summary, "final": final, "recipe": recipe, "trained": trained,
+    return {"folder": folder.root, "summary": summary, "final": final, "recipe": recipe, "trained": trained,
             "is_adapter": trained.name == "adapter", "model_name": (recipe.get("model") or {}).get("name")}
 
 
@@ -173,9 +174,9 @@ def build_push_folder(run: str, out: str, repo: str, base_model: str | None = No
             cfg["base_model_name_or_path"] = base
             config.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
         build_report(run, out=str(tmp / "report"))
-        for name in ("manifest.json", "metrics.json", "recipe.yaml"):
-            if (info["folder"] / name).is_file():
-                shutil.copy2(info["folder"] / name, tmp / name)
+        for path in (RunFolder(run).manifest, RunFolder(run).metrics, RunFolder(run).recipe):
+            if path.is_file():
+                shutil.copy2(path, tmp / path.name)
         (tmp / "README.md").write_text(str(card), encoding="utf-8")
     return Path(out)
 
@@ -191,7 +192,7 @@ def push(run: str, repo: str, *, private: bool = False, dry_run: bool = False, o
 
     if not HUB_ID.fullmatch(repo):
         raise MedtuneError("must be a Hub repo id: owner/name", path=repo, field="--repo")
-    folder = build_push_folder(run, out or str(Path(run) / "hub"), repo, base_model, license)
+    folder = build_push_folder(run, out or str(RunFolder(run).hub), repo, base_model, license)
     files = list_folder(folder)
     result = {"repo": repo, "private": private, "folder": str(folder), "files": files, "uploaded": False}
     if dry_run:

@@ -92,6 +92,10 @@ class RunFolder:
     def report(self) -> Path:
         return self.root / "report"
 
+    @property
+    def hub(self) -> Path:
+        return self.root / "hub"
+
     def trained(self, whole_model: bool) -> Path:
         """Where the trained weights go: model/ for full and multiple-choice training, else adapter/."""
         return self.model if whole_model else self.adapter
