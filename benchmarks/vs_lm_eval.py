@@ -106,6 +106,27 @@ def run_lm_eval(lm, tasks: list[str], data_dir: Path, tmp: Path, limit: int | No
     return {t: sorted(res["samples"][f"local_{t}"], key=lambda s: s["doc_id"]) for t in tasks}, whole, inner["s"]
 
 
+def write_prompts(path: Path, tasks: list[str], data_dir: Path, rows: int) -> None:
+    """lm-eval's own contexts and continuations for the first `rows` documents of each task (no model),
+    the strings tests/test_lm_eval_templates.py pins medtune's `--template lm-eval` against."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in tasks:
+            hub, src, split = hub_rows(task, data_dir)
+            data = Path(tmp) / f"{task}.jsonl"
+            data.write_text("".join(json.dumps(r) + "\n" for r in hub))
+            (Path(tmp) / f"local_{task}.yaml").write_text(task_yaml(task, data))
+            t = get_task_dict([f"local_{task}"], TaskManager(include_path=tmp, include_defaults=False))[f"local_{task}"]
+            docs = list(t.test_docs())[:rows]
+            out[task] = [{"source": str(src.relative_to(data_dir)), "split": split, "index": i,
+                          "context": t.fewshot_context(d, 0),
+                          "continuations": [inst.arguments[1] for inst in t.construct_requests(d, t.fewshot_context(d, 0))]}
+                         for i, d in enumerate(docs)]
+    path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+
+
 def run_medtune(model, tok, tasks: list[str], data_dir: Path, limit: int | None, bs: int, device: str):
     """medtune's letter scores with the lm-eval template per task, the rendered prompts, and the time."""
     import torch
@@ -158,7 +179,12 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--order", default="lm-eval-first", choices=["lm-eval-first", "medtune-first"],
                     help="which runs first on the first task; the order alternates task by task")
+    ap.add_argument("--write-prompts", metavar="JSON", help="only write lm-eval's contexts for the first rows of "
+                    "each task (no model), e.g. tests/data/lm_eval_prompts.json")
     args = ap.parse_args()
+    if args.write_prompts:
+        write_prompts(Path(args.write_prompts), [t for t in args.tasks.split(",") if t], Path(args.data_dir), 2)
+        return
 
     import lm_eval
     from lm_eval.models.huggingface import HFLM

@@ -163,3 +163,59 @@ def test_passes_hold_a_budget_of_tokens_not_a_fixed_count():
     assert [len(p) for p in passes(mixed, list(range(41)), 2)] == [2] * 11 + [8, 8, 3]
     assert passes(mixed, [], 2) == []
     assert sum(passes(reqs, order[::-1], 3), []) == order[::-1]  # every question once, in the order given
+
+
+def test_target_gather_equals_full_log_softmax():
+    """The cloze/letter scorers gather log p(target) as logit - logsumexp, per distinct position, in chunks:
+    the same numbers as a float32 log-softmax over [rows, positions, vocab] indexed at the targets."""
+    from medtune.eval.batch import _target_logprobs
+
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        logits = (torch.randn(3, 5, 1000) * 6).to(dtype)
+        rows, cols = [0, 0, 0, 1, 2, 2, 1], [4, 4, 1, 0, 3, 3, 0]
+        toks = [7, 999, 0, 512, 3, 3, 4]
+        full = torch.log_softmax(logits.float(), dim=-1)
+        want = [float(full[r, c, t]) for r, c, t in zip(rows, cols, toks)]
+        for chunk in (1 << 24, 1000, 2500, 1):  # one chunk; one position a chunk; 2 a chunk; degenerate
+            got = _target_logprobs(logits, rows, cols, toks, chunk_elems=chunk)
+            assert got.dtype == torch.float32 and got.shape == (7,)
+            assert got.tolist() == pytest.approx(want, abs=1e-5)
+
+
+def test_cloze_scores_equal_the_full_log_softmax_implementation(tiny_model_dir, tiny_tokenizer, sample_jsonl):
+    """End to end on multi-token options (second pass included), against the previous implementation's
+    rule: a float32 log-softmax of every kept position, summed at the continuation tokens."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    items, _ = load_benchmark(str(sample_jsonl))
+    got, _ = score_items(model, tiny_tokenizer, items[:6], "cloze", "plain", batch_size=3, device="cpu")
+    for i, item in enumerate(items[:6]):
+        p = render(item, "plain", tiny_tokenizer, cloze=True)
+        ref = [lm_eval_loglikelihood(model, tiny_tokenizer, p.prompt, c) for c in p.choices]
+        assert got["cloze"][i] == pytest.approx(ref, abs=1e-5)
+
+
+def test_processed_and_question_tokens(tiny_model_dir, tiny_tokenizer, sample_jsonl):
+    """What ran through the model (the shared prefix once, no padding) and the questions' own tokens."""
+    from transformers import AutoModelForCausalLM
+
+    from medtune.eval.scoring import build_request, common_prefix, score_requests
+    from medtune.eval.loglik import score_letter
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    items, _ = load_benchmark(str(sample_jsonl))
+    items = items[:9]
+    reqs = [build_request(tiny_tokenizer, render(it, "plain").prompt, "ABCDE"[:len(it.options)]) for it in items]
+    shared = common_prefix(reqs)
+    fast, slow = {}, {}
+    score_requests(model, reqs, batch_size=4, pad_id=tiny_tokenizer.pad_token_id, stats=fast)
+    score_requests(model, reqs, batch_size=4, pad_id=tiny_tokenizer.pad_token_id, stats=slow, reuse_prefix=False)
+    contexts = sum(len(r.context) for r in reqs)
+    assert slow["processed"] == contexts  # letters are one token: only the contexts run
+    assert fast["processed"] == contexts - (len(reqs) - 1) * len(shared)  # the shared prefix ran once
+    assert slow["padded"] >= slow["processed"]
+    out = score_letter(model, tiny_tokenizer, items, "plain", batch_size=4, device="cpu", progress=False)
+    assert out.tokens["processed"] == fast["processed"]
+    assert out.tokens["questions"] == contexts + sum(len(c) for r in reqs for c in r.continuations)
