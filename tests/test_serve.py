@@ -226,3 +226,138 @@ def test_api_schema_fuzz_never_answers_500(answerer):
 
             check()
     assert 200 in statuses and 422 in statuses  # both answers and rejections were exercised
+
+
+# --- the generative scorer in ask, the API and the app ------------------------------------------
+
+@pytest.fixture(scope="module")
+def generator(tiny_run):
+    from medtune.serve.answer import Answerer, source_from_run
+
+    return Answerer(source_from_run(str(tiny_run), scorer="generate"), device="cpu")
+
+
+def test_generative_answers_are_read_from_the_reply_and_repeatable(generator, questions):
+    from medtune.eval.extract import extract_answer
+    from medtune.eval.generate import generate_answers
+    from medtune.serve.answer import Question
+
+    qs = [Question(q["question"], q["options"], id=q["id"]) for q in questions[:4]]
+    got = generator.answer(qs, max_new_tokens=6)
+    assert generator.answer(qs, max_new_tokens=6) == got  # greedy: the same every time
+    direct = generate_answers(generator.model, generator.tokenizer, [q.to_item(i) for i, q in enumerate(qs)],
+                              max_new_tokens=6)
+    for q, r, d in zip(qs, got, direct):
+        assert set(r) == {"answer", "answer_text", "index", "probabilities", "scorer", "reply", "reasoning",
+                          "generation", "extraction", "new_tokens", "truncated"}
+        assert r["scorer"] == "generate" and r["probabilities"] is None and r["generation"] == d.text
+        read = extract_answer(r["generation"], q.options)
+        assert (r["index"], r["extraction"]) == (read.index, read.how)
+        assert r["answer"] == (None if read.index is None else "ABCDE"[read.index])
+        assert r["answer_text"] == (None if read.index is None else q.options[read.index])
+        assert 1 <= r["new_tokens"] <= 6 and r["truncated"] == (r["new_tokens"] == 6)
+    info = generator.info()
+    assert info["scorer"] == "generate" and info["thinking"] is False
+
+
+GENERATED = {"answer": "B", "answer_text": "Axillary nerve", "index": 1, "probabilities": None, "scorer": "generate",
+             "reply": "The deltoid is supplied by the axillary nerve.\nAnswer: B",
+             "reasoning": "Deltoid <abducts> the arm; C5-C6; posterior cord.", "generation": "...",
+             "extraction": "answer-line", "new_tokens": 41, "truncated": False}
+
+
+def test_format_generated_answer_for_the_terminal():
+    from medtune.serve.answer import Question, format_answer
+
+    q = Question("Which nerve supplies the deltoid?", ["Radial nerve", "Axillary nerve"])
+    assert format_answer(q, GENERATED, reasoning_chars=20) == (
+        "answer: B. Axillary nerve (read by rule answer-line)\n"
+        "reasoning (49 characters; all of it with --json): Deltoid <abducts> th…\n"
+        "reply: The deltoid is supplied by the axillary nerve.\n"
+        "       Answer: B")
+    none = {**GENERATED, "answer": None, "answer_text": None, "index": None, "reasoning": "", "reply": "A or B",
+            "extraction": "hedge"}
+    assert format_answer(q, none) == ("answer: none (could not read an answer: no single option is stated; "
+                                      "rule hedge)\nreply: A or B")
+    cut = {**none, "reply": "", "extraction": "none", "truncated": True}
+    assert format_answer(q, cut) == ("answer: none (could not read an answer: the reply ran out of tokens; rule none)"
+                                     "\nreply: (empty)")
+
+
+def test_app_renders_the_reasoning_collapsed_and_escaped():
+    from medtune.serve.app import render_result
+
+    out = render_result(["Radial nerve", "Axillary nerve"], GENERATED)
+    assert out.startswith('<div id="medtune-answer" data-answer="B" data-scorer="generate">')
+    assert "Answer: <b>B</b>. Axillary nerve" in out and "rule answer-line" in out
+    assert ('<details class="mt-reasoning"><summary>Reasoning (49 characters, 41 tokens generated)</summary>'
+            "<pre>Deltoid &lt;abducts&gt; the arm; C5-C6; posterior cord.</pre></details>") in out
+    assert "<details open" not in out and 'class="mt-row' not in out  # collapsed; no probability bars
+    none = render_result(["Radial nerve", "Axillary nerve"], {**GENERATED, "answer": None, "answer_text": None,
+                                                              "index": None, "reasoning": "", "extraction": "none"})
+    assert 'data-answer=""' in none and "No answer could be read from the reply" in none and "<details" not in none
+
+
+def test_api_returns_reasoning_and_null_probabilities_when_generating(generator, questions):
+    from fastapi.testclient import TestClient
+
+    from medtune.serve.api import create_app
+    from medtune.serve.answer import Question
+
+    want = generator.answer([Question(q["question"], q["options"]) for q in questions[:2]])
+    with TestClient(create_app(generator, max_batch=4, timeout_s=120)) as c:
+        r = c.post("/v1/answer", json={"questions": questions[:2]})
+        assert c.get("/v1/model").json()["scorer"] == "generate"
+    assert r.status_code == 200, r.text
+    for got, w in zip(r.json()["answers"], want):
+        assert got["probabilities"] is None and got["scorer"] == "generate"
+        assert {k: got[k] for k in ("answer", "index", "reasoning", "reply", "extraction", "new_tokens")} == \
+               {k: w[k] for k in ("answer", "index", "reasoning", "reply", "extraction", "new_tokens")}
+
+
+class _Thinker:
+    """Stands in for an Answerer whose model thinks (the tiny random model cannot): fixed generative answers."""
+
+    scorer = "generate"
+
+    def info(self):
+        return {"model": "thinker", "adapter": None, "backend": {"kind": "cpu", "name": "CPU", "dtype": "float32"},
+                "scorer": "generate", "thinking": True, "template": "chat", "medtune": "test", "notice": "n"}
+
+    def answer(self, questions, explain=False, max_new_tokens=None):
+        return [dict(GENERATED, reasoning="The deltoid abducts the arm.\nIts nerve: the axillary nerve.")
+                for _ in questions]
+
+
+def test_app_in_a_real_browser_shows_generated_reasoning_collapsed():
+    from playwright.sync_api import sync_playwright
+
+    from conftest import CHROMIUM_ARGS, chromium_path
+    from medtune.serve.app import CSS, build_app
+
+    exe = chromium_path()
+    demo = build_app(_Thinker(), examples=False)  # type: ignore[arg-type]
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=90_000)
+            page.wait_for_selector("#medtune-go", timeout=90_000)
+            assert "generate (thinking on)" in page.locator("#medtune-model").inner_text()
+            assert not page.locator("#medtune-explain").is_visible()  # the reply explains itself
+            page.locator("#medtune-question textarea").fill("Which nerve supplies the deltoid?")
+            for letter, text in zip("ABCD", ["Radial nerve", "Axillary nerve", "Ulnar nerve", "Median nerve"]):
+                page.locator(f"#medtune-option-{letter} textarea").fill(text)
+            page.locator("#medtune-go").click()
+            page.wait_for_selector("#medtune-answer", timeout=60_000)
+            assert page.locator("#medtune-answer").get_attribute("data-answer") == "B"
+            reasoning = page.locator("#medtune-answer details.mt-reasoning pre")
+            assert not reasoning.is_visible()  # collapsed
+            page.locator("#medtune-answer details.mt-reasoning summary").click()
+            reasoning.wait_for(state="visible", timeout=10_000)
+            assert reasoning.inner_text() == "The deltoid abducts the arm.\nIts nerve: the axillary nerve."
+            browser.close()
+    finally:
+        demo.close()

@@ -3,6 +3,9 @@
 Probabilities come from the same scorer as `medtune eval` (softmax over the options' scores), so the
 same question gives the same probabilities here as in an eval's predictions.jsonl, every time: no
 sampling anywhere. `--explain` adds a greedy, length-bounded explanation after the chosen answer.
+With the generative scorer the model writes its answer (greedy; thinking on or off) and the option is
+read from the text exactly as `medtune eval --scorer generate` reads it: the result carries the reply,
+the reasoning, and no probabilities; an answer that cannot be read is `answer: None`, never a guess.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from typing import Sequence
 
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
 from medtune.errors import MedtuneError
+from medtune.eval.report import NOTICE
+from medtune.runfolder import RunFolder
 
-NOTICE = ("Research tool, not medical advice: answers come from a language model, can be wrong, and must not "
-          "guide the care of a patient.")
+SCORERS = ("letter", "cloze", "generate")
+EXPLAIN_TOKENS = 96  # default length bound of an explanation
+GENERATE_TOKENS = 256  # default length bound of a generative answer (reasoning included)
 MAX_QUESTION_CHARS = 4000
 MAX_OPTION_CHARS = 1000
 MAX_CONTEXT_CHARS = 12000
@@ -68,6 +74,7 @@ class Source:
     adapter: str | None = None
     template: str = "auto"
     scorer: str = "letter"
+    thinking: bool = False  # generative scorer: the chat template's thinking mode (Qwen3's enable_thinking)
     run: str | None = None
     base_hub_id: str | None = None
     extra: dict = field(default_factory=dict)
@@ -80,26 +87,29 @@ def trained_folder(run: Path, summary: dict) -> Path:
     return trained if trained.is_dir() else run / trained.name
 
 
-def source_from_run(run: str, template: str | None = None, scorer: str | None = None) -> Source:
-    """A training run folder → its base model and adapter (or its trained model), with the template and
-    scorer its final evaluation used, so that answers match that evaluation's predictions."""
+def source_from_run(run: str, template: str | None = None, scorer: str | None = None,
+                    thinking: bool | None = None) -> Source:
+    """A training run folder → its base model and adapter (or its trained model), with the template,
+    scorer (and, for the generative scorer, thinking mode) its final evaluation used, so that answers
+    match that evaluation's predictions."""
     import yaml
 
-    folder = Path(run)
-    summary_path, recipe_path = folder / "metrics.json", folder / "recipe.yaml"
-    if not summary_path.is_file() or not recipe_path.is_file():
+    folder = RunFolder(run)
+    if not folder.metrics.is_file() or not folder.recipe.is_file():
         raise MedtuneError("not a finished training run (no metrics.json and recipe.yaml); pass a folder "
                            "written by medtune train or medtune demo", path=str(folder), field="--run")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8"))
-    trained = trained_folder(folder, summary)
-    final = folder / "final" / "metrics.json"
-    man = json.loads(final.read_text(encoding="utf-8"))["manifest"] if final.is_file() else {}
+    summary = folder.read_json(folder.metrics)
+    recipe = yaml.safe_load(folder.recipe.read_text(encoding="utf-8"))
+    trained = trained_folder(folder.root, summary)
+    final = folder.read_json_or_none(folder.final.metrics) or {}
+    man = final.get("manifest", {})
     tpl = template or man.get("template") or summary.get("template") or "auto"
     sc = scorer or (man.get("scorers") or [recipe.get("train", {}).get("eval_scorer", "letter")])[0]
-    if trained.name == "adapter":
-        return Source(model=recipe["model"]["name"], adapter=str(trained), template=tpl, scorer=sc, run=str(folder))
-    return Source(model=str(trained), adapter=None, template=tpl, scorer=sc, run=str(folder))
+    think = bool(final.get("thinking", False)) if thinking is None else thinking
+    if trained.name == folder.adapter.name:
+        return Source(model=recipe["model"]["name"], adapter=str(trained), template=tpl, scorer=sc,
+                      thinking=think, run=str(folder))
+    return Source(model=str(trained), adapter=None, template=tpl, scorer=sc, thinking=think, run=str(folder))
 
 
 class Answerer:
@@ -109,11 +119,12 @@ class Answerer:
                  batch_size: int | None = None, trust_remote_code: bool = False):
         from medtune.backend import default_batch_size, select_backend
         from medtune.data.prompts import resolve_template
+        from medtune.eval.choice import is_multiple_choice
         from medtune.models import load_model, load_tokenizer, resolve_model
-        from medtune.train.multiple_choice import is_multiple_choice
 
-        if source.scorer not in ("letter", "cloze"):
-            raise MedtuneError(f"unknown scorer {source.scorer!r}; choose letter or cloze", field="--scorer")
+        if source.scorer not in SCORERS:
+            raise MedtuneError(f"unknown scorer {source.scorer!r}; choose letter, cloze or generate",
+                               field="--scorer")
         self.source = source
         self.backend = select_backend(device, dtype)
         self.ref = resolve_model(source.model)
@@ -131,11 +142,14 @@ class Answerer:
 
         return {"model": self.ref.name, "model_note": self.ref.note, "adapter": self.source.adapter,
                 "run": self.source.run, "backend": self.backend.to_dict(), "template": self.template,
-                "scorer": self.scorer, "medtune": __version__, "notice": NOTICE}
+                "scorer": self.scorer, "thinking": self.source.thinking if self.scorer == "generate" else None,
+                "medtune": __version__, "notice": NOTICE}
 
     def answer(self, questions: Sequence[Question], explain: bool = False,
-               max_new_tokens: int = 96) -> list[dict]:
-        """One result per question: letter, text, index and every option's probability."""
+               max_new_tokens: int | None = None) -> list[dict]:
+        """One result per question: letter, text, index and every option's probability; with the generative
+        scorer the letter read from the model's reply (None when unreadable), the reply and its reasoning.
+        `max_new_tokens`: the explanation's bound (default 96), or the reply's (default 256) when generating."""
         import torch
 
         from medtune.eval.run import score_items
@@ -144,6 +158,8 @@ class Answerer:
         for i, q in enumerate(questions):
             q.check(f"questions[{i}]" if len(questions) > 1 else "question")
         items = [q.to_item(i) for i, q in enumerate(questions)]
+        if self.scorer == "generate":
+            return self._generate(items, max_new_tokens or GENERATE_TOKENS)
         with self._lock, torch.inference_mode():
             scores, _ = score_items(self.model, self.tokenizer, items, self.scorer, self.template,
                                     batch_size=self.batch_size, device=self.backend.device)
@@ -157,10 +173,27 @@ class Answerer:
                         "scores": list(s), "scorer": name})
         if explain:
             for item, row in zip(items, out):
-                row["explanation"] = self.explain(item, row["index"], max_new_tokens)
+                row["explanation"] = self.explain(item, row["index"], max_new_tokens or EXPLAIN_TOKENS)
         return out
 
-    def explain(self, item: MCQItem, index: int, max_new_tokens: int = 96) -> str | None:
+    def _generate(self, items: list[MCQItem], max_new_tokens: int) -> list[dict]:
+        """Generative answers: the option read from each greedy reply (the reply explains itself)."""
+        import torch
+
+        from medtune.eval.generate import generate_answers
+
+        with self._lock, torch.inference_mode():
+            gens = generate_answers(self.model, self.tokenizer, items, max_new_tokens=max_new_tokens,
+                                    thinking=self.source.thinking, batch_size=self.batch_size,
+                                    device=self.backend.device)
+        return [{"answer": None if g.index is None else LETTERS[g.index],
+                 "answer_text": None if g.index is None else item.options[g.index], "index": g.index,
+                 "probabilities": None, "scorer": "generate", "reply": g.answer_text, "reasoning": g.reasoning,
+                 "generation": g.text, "extraction": g.how, "new_tokens": g.n_new_tokens,
+                 "truncated": g.n_new_tokens >= max_new_tokens}
+                for item, g in zip(items, gens)]
+
+    def explain(self, item: MCQItem, index: int, max_new_tokens: int = EXPLAIN_TOKENS) -> str | None:
         """A greedy explanation of the chosen option (None for encoders, which cannot write)."""
         import torch
 
@@ -226,8 +259,11 @@ def _read(path: str) -> str:
         raise MedtuneError(f"not UTF-8 (byte {err.start})", path=path) from None
 
 
-def format_answer(q: Question, result: dict, width: int = 30) -> str:
-    """A terminal rendering: the answer, then a bar per option."""
+def format_answer(q: Question, result: dict, width: int = 30, reasoning_chars: int = 160) -> str:
+    """A terminal rendering: the answer, then a bar per option (or, generating, the reply and the start of
+    the reasoning, which --json prints whole)."""
+    if result.get("scorer") == "generate":
+        return _format_generated(result, reasoning_chars)
     lines = [f"answer: {result['answer']}. {result['answer_text']}"]
     for j, opt in enumerate(q.options):
         letter = LETTERS[j]
@@ -236,4 +272,18 @@ def format_answer(q: Question, result: dict, width: int = 30) -> str:
         lines.append(f" {mark} {letter}. {opt[:40]:<40} {'█' * round(p * width):<{width}} {p:6.1%}")
     if result.get("explanation"):
         lines.append(f"explanation: {result['explanation']}")
+    return "\n".join(lines)
+
+
+def _format_generated(result: dict, reasoning_chars: int) -> str:
+    if result["answer"] is None:
+        why = "the reply ran out of tokens" if result.get("truncated") else "no single option is stated"
+        lines = [f"answer: none (could not read an answer: {why}; rule {result['extraction']})"]
+    else:
+        lines = [f"answer: {result['answer']}. {result['answer_text']} (read by rule {result['extraction']})"]
+    reasoning = " ".join(result.get("reasoning", "").split())
+    if reasoning:
+        cut = reasoning[:reasoning_chars] + ("…" if len(reasoning) > reasoning_chars else "")
+        lines.append(f"reasoning ({len(reasoning)} characters; all of it with --json): {cut}")
+    lines.append("reply: " + ("\n       ".join(result.get("reply", "").splitlines()) or "(empty)"))
     return "\n".join(lines)

@@ -21,6 +21,8 @@ from medtune.serve.answer import (MAX_CONTEXT_CHARS, MAX_OPTION_CHARS, MAX_QUEST
                                   Question)
 
 MAX_BATCH_QUESTIONS = 64
+ANSWER_FIELDS = ("answer", "answer_text", "index", "probabilities", "scorer", "reasoning", "reply", "extraction",
+                 "new_tokens")
 
 
 def _clean(value: str | None, what: str) -> str | None:
@@ -70,11 +72,19 @@ class BatchIn(BaseModel):
 
 class AnswerOut(BaseModel):
     id: str | None = None
-    answer: str = Field(description="the letter of the most probable option")
-    answer_text: str
-    index: int
-    probabilities: dict[str, float] = Field(description="softmax over the options' scores, by letter")
+    answer: str | None = Field(description="the letter of the most probable option; generating, the letter read "
+                                           "from the reply (null when none could be read: never a guess)")
+    answer_text: str | None
+    index: int | None
+    probabilities: dict[str, float] | None = Field(
+        description="softmax over the options' scores, by letter (null for the generative scorer)")
     scorer: str
+    reasoning: str | None = Field(default=None, description="generative scorer: the model's reasoning "
+                                                           "(its <think> block; empty when it has none)")
+    reply: str | None = Field(default=None, description="generative scorer: the reply after the reasoning")
+    extraction: str | None = Field(default=None, description="generative scorer: the rule that read the answer "
+                                                            "(answer-line, answer-is, boxed, ... or none, hedge)")
+    new_tokens: int | None = Field(default=None, description="generative scorer: tokens generated")
 
 
 class AnswersOut(BaseModel):
@@ -219,9 +229,7 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
         except (asyncio.TimeoutError, TimeoutError):
             return JSONResponse(status_code=504, content={"error": f"no answer within {timeout_s:g} s; "
                                                                    "retry, or send fewer questions"})
-        answers = [AnswerOut(id=q.id, answer=r["answer"], answer_text=r["answer_text"], index=r["index"],
-                             probabilities=r["probabilities"], scorer=r["scorer"])
-                   for q, r in zip(questions, results)]
+        answers = [AnswerOut(id=q.id, **{k: r.get(k) for k in ANSWER_FIELDS}) for q, r in zip(questions, results)]
         return AnswersOut(answers=answers, model=answerer.ref.name, adapter=answerer.source.adapter,
                           seconds=time.perf_counter() - t0)
 
