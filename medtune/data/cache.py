@@ -8,6 +8,7 @@ file + rename); a damaged or unreadable entry counts as a miss. Deleting the fol
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -61,6 +62,8 @@ def _entry(kind: str, key: str) -> Path:
 def load_cached(kind: str, key: str) -> Any | None:
     """The value stored under (kind, key), or None when absent or unreadable."""
     path = _entry(kind, key)
+    was = gc.isenabled()
+    gc.disable()  # unpickling makes many objects and nothing cyclic: collections would only cost (2x)
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
@@ -68,6 +71,9 @@ def load_cached(kind: str, key: str) -> Any | None:
         return None
     except Exception:  # a truncated or foreign file is a miss, never an error
         return None
+    finally:
+        if was:
+            gc.enable()
 
 
 def store_cached(kind: str, key: str, obj: Any) -> Path:

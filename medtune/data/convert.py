@@ -86,7 +86,7 @@ def load_file(path: str, options: Any, report: Any, seen: dict[str, tuple[str, i
     fmt, rows = _detect(rows, options.format, path)
     info.format = fmt
     ctx = _context(path, fmt, options)
-    converter, source = F.FORMATS[fmt], _source_name(fmt, ctx)
+    converter, fast, source = F.FORMATS[fmt], F.FAST.get(fmt), _source_name(fmt, ctx)
     prefix = f"mmlu-{ctx['subject']}" if ctx.get("subject") else fmt
     sink = _Sink(path, options, report, info)
     out: list[MCQItem] = []
@@ -97,25 +97,27 @@ def load_file(path: str, options: Any, report: Any, seen: dict[str, tuple[str, i
             sink.bad(row.line, row.error)
             continue
         try:
-            draft = converter(row.data, row.line, ctx)
-            undecided = draft.answer is None and draft.raw_index is not None
-            item = check_draft(draft, source=source, id_prefix=prefix)
+            got = fast(row.data, source) if fast is not None else None
+            if got is None:
+                item, field, given_id = _checked(converter, row, ctx, source, prefix)
+            else:
+                (item, field), given_id = got, True
             first = seen.get(item.id)
             if first is not None:
                 at = f"line {first[1]}" if first[0] == path else f"{first[0]}:{first[1]}"
-                if draft.id is None:
+                if not given_id:
                     raise RowError("question", f"duplicate question: same text and options as {at}")
                 raise RowError("id", f"duplicate id {item.id!r} (first on {at})")
-            if undecided and options.cop_base is not None:
+            if field is not None and options.cop_base is not None:
                 object.__setattr__(item, "answer_index",  # the record is not shared yet
-                                   rebase(item.answer_index, len(item.options), options.cop_base, draft.answer_field))
-                undecided = False
+                                   rebase(item.answer_index, len(item.options), options.cop_base, field))
+                field, info.answer_base = None, options.cop_base
         except RowError as err:
             sink.bad(row.line, err)
             continue
         seen[item.id] = (path, row.line)
-        if undecided:
-            pending.append((len(out), row.line, len(item.options), draft.answer_field))
+        if field is not None:
+            pending.append((len(out), row.line, len(item.options), field))
         out.append(item)
     if pending:
         out = _apply_base(out, pending, options.cop_base, path, sink, info)
@@ -124,6 +126,15 @@ def load_file(path: str, options: Any, report: Any, seen: dict[str, tuple[str, i
     if not out:
         raise MedtuneError(f"no valid records ({info.skipped} bad rows skipped)", path=path)
     return out
+
+
+def _checked(converter: F.Converter, row: Row, ctx: dict, source: str, prefix: str
+             ) -> tuple[MCQItem, str | None, bool]:
+    """The checked path: the record, the answer field if its base is still open, whether the row had an id."""
+    draft = converter(row.data, row.line, ctx)
+    undecided = draft.answer is None and draft.raw_index is not None
+    item = check_draft(draft, source=source, id_prefix=prefix)
+    return item, draft.answer_field if undecided else None, draft.id is not None
 
 
 def _apply_base(out: list[MCQItem], pending: list[tuple[int, int, int, str]], forced: int | None,

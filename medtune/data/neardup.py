@@ -16,8 +16,12 @@ grouped first, so a question copied 500 times is compared once.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
+import threading
 import unicodedata
+from array import array
 from typing import Iterable
 
 import numpy as np
@@ -30,6 +34,7 @@ _K = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtyp
 
 
 _findall = _WORD.findall
+PARALLEL_MIN = 40_000          # below this, a second process costs more than it saves
 
 
 def normalize(item: MCQItem) -> str:
@@ -39,6 +44,63 @@ def normalize(item: MCQItem) -> str:
         text = unicodedata.normalize("NFKC", text)
     parts = text.lower().split("\x1f")
     return " | ".join([" ".join(_findall(parts[0])), *sorted([" ".join(_findall(p)) for p in parts[1:]])])
+
+
+def _item_tokens(items, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Word hashes of `normalize(item).split()` for items[start:stop], without building the text."""
+    toks, lengths = array("q"), array("q")
+    sep, ext, app = hash("|"), toks.extend, toks.append
+    for k in range(start, stop):
+        item = items[k]
+        text = "\x1f".join((item.question, *item.options))
+        if not text.isascii():
+            text = unicodedata.normalize("NFKC", text)
+        parts = text.lower().split("\x1f")
+        before = len(toks)
+        ext(map(hash, _findall(parts[0])))
+        for words in sorted([_findall(p) for p in parts[1:]]):  # word lists sort as their joined texts
+            app(sep)
+            ext(map(hash, words))
+        lengths.append(len(toks) - before)
+    return np.frombuffer(toks, dtype=np.uint64).copy(), np.frombuffer(lengths, dtype=np.int64).copy()
+
+
+def _text_tokens(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    toks, lengths = array("q"), array("q")
+    for text in texts:
+        words = text.split()
+        toks.extend(map(hash, words))
+        lengths.append(len(words))
+    return np.frombuffer(toks, dtype=np.uint64).copy(), np.frombuffer(lengths, dtype=np.int64).copy()
+
+
+def _child(items, start: int, stop: int, conn) -> None:
+    tok, n_tok = _item_tokens(items, start, stop)
+    conn.send_bytes(n_tok.tobytes())
+    conn.send_bytes(tok.tobytes())
+    conn.close()
+
+
+def item_tokens(items) -> tuple[np.ndarray, np.ndarray]:
+    """Word hashes of every item's normalised text and the count per item; for large sets the
+    second half is done by a forked process (the hashes agree: a fork keeps the hash seed)."""
+    n = len(items)
+    if n < PARALLEL_MIN or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _item_tokens(items, 0, n)
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    half = n // 2
+    proc = ctx.Process(target=_child, args=(items, half, n, send), daemon=True)
+    proc.start()
+    send.close()
+    tok_a, len_a = _item_tokens(items, 0, half)
+    try:
+        len_b = np.frombuffer(recv.recv_bytes(), dtype=np.int64)
+        tok_b = np.frombuffer(recv.recv_bytes(), dtype=np.uint64)
+    except EOFError:  # the helper died (out of memory, killed): do its half here
+        tok_b, len_b = _item_tokens(items, half, n)
+    proc.join()
+    return np.concatenate([tok_a, tok_b]), np.concatenate([len_a, len_b])
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -58,58 +120,64 @@ class Shingles:
     Words are hashed with Python's `hash` (fixed within a process): the pairs found depend only on
     the trigram sets, so the hash function changes nothing but the (irrelevant) order of work."""
 
-    def __init__(self, texts: Iterable[str]) -> None:
-        hashes: list[int] = []
-        lengths: list[int] = []
-        for text in texts:
-            toks = text.split()
-            hashes.extend(map(hash, toks))
-            lengths.append(len(toks))
-        tok = np.array(hashes, dtype=np.int64).view(np.uint64)
-        del hashes
-        n_tok = np.asarray(lengths, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(n_tok)])
-        self.flat, self.offsets = _trigrams(tok, starts, n_tok)
+    def __init__(self, tok: np.ndarray, n_tok: np.ndarray) -> None:
+        self.flat, self.offsets = _trigrams(tok, n_tok)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def set_of(self, i: int) -> set[int]:
-        """The trigram hashes of text i as a Python set."""
-        return set(self.flat[self.offsets[i]:self.offsets[i + 1]].tolist())
 
-
-def _trigrams(tok: np.ndarray, starts: np.ndarray, n_tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One hash per word trigram; a text of fewer than three words is one shingle of all its words."""
-    pad = np.concatenate([tok, np.zeros(2, np.uint64)])
+def _trigrams(tok: np.ndarray, n_tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One hash per word trigram; a text of one or two words is one shingle of all its words."""
+    ends = np.cumsum(n_tok)
     with np.errstate(over="ignore"):
-        g = pad[:-2] * _K[0] + pad[1:-1] * _K[1] + pad[2:] * _K[2]
-    per = np.maximum(n_tok - 2, 1)
-    offsets = np.concatenate([[0], np.cumsum(per)])
-    # position p of text i is a whole trigram when p + 2 < end; short texts take their first slot,
-    # with the words past the end zeroed so that they hash only their own words.
-    first = starts[:-1]
-    idx = np.repeat(first - offsets[:-1], per) + np.arange(offsets[-1])
-    flat = g[idx] if len(g) else np.zeros(offsets[-1], np.uint64)
-    short = np.flatnonzero(n_tok < 3)
-    for i in short.tolist():
-        words = [int(tok[first[i] + k]) if k < n_tok[i] else 0 for k in range(3)]
-        with np.errstate(over="ignore"):
-            flat[offsets[i]] = (np.array(words, np.uint64) * _K).sum(dtype=np.uint64)
-    return _mix(flat), offsets
-
-
+        g = tok * _K[0]
+        g[:-1] += tok[1:] * _K[1]
+        g[:-2] += tok[2:] * _K[2]
+    keep = np.ones(len(tok), dtype=bool)
+    full = n_tok >= 3
+    keep[ends[full] - 1] = False
+    keep[ends[full] - 2] = False
+    two = n_tok == 2
+    keep[ends[two] - 1] = False
+    with np.errstate(over="ignore"):
+        g[ends[two] - 2] = tok[ends[two] - 2] * _K[0] + tok[ends[two] - 1] * _K[1]
+        g[ends[n_tok == 1] - 1] = tok[ends[n_tok == 1] - 1] * _K[0]
+    flat = g[keep]
+    del g, keep
+    per = np.where(full, n_tok - 2, np.minimum(n_tok, 1))
+    return _mix(flat), np.concatenate([[0], np.cumsum(per)])
 
 
 class Groups:
-    """Texts grouped by exact equality: `rep[i]` is the group of text i, `texts` one per group."""
+    """Texts grouped by exact equality of their word sequence: `rep[i]` is the group of text i."""
 
-    def __init__(self, texts: Iterable[str]) -> None:
-        first: dict[str, int] = {}
-        rep = [first.setdefault(t, len(first)) for t in texts]
-        self.rep = np.asarray(rep, dtype=np.int64)
-        self.texts = list(first)
-        self.sizes = np.bincount(self.rep, minlength=len(self.texts))
+    def __init__(self, tok: np.ndarray, n_tok: np.ndarray) -> None:
+        n = len(n_tok)
+        pos = np.arange(len(tok), dtype=np.uint64) - np.repeat(np.cumsum(n_tok) - n_tok, n_tok).astype(np.uint64)
+        starts = np.concatenate([[0], np.cumsum(n_tok)[:-1]]).astype(np.int64)
+        fp = np.zeros((n, 2), dtype=np.uint64)       # two order-sensitive 64-bit sums per text
+        nonempty = n_tok > 0
+        with np.errstate(over="ignore"):
+            for col, salt in enumerate(_K[:2]):
+                h = _mix(tok ^ _mix(pos * salt + salt))
+                fp[nonempty, col] = np.add.reduceat(h, starts[nonempty])
+        fp[:, 1] ^= n_tok.astype(np.uint64)
+        _, first, rep = np.unique(fp[:, 0], return_index=True, return_inverse=True)
+        if not (fp[first[rep.ravel()], 1] == fp[:, 1]).all():   # the first sums agree, the second not
+            _, first, rep = np.unique(fp, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")       # groups numbered by first appearance
+        renum = np.empty_like(order)
+        renum[order] = np.arange(len(order))
+        self.rep = renum[rep.ravel()]
+        self.first = first[order]                      # the first text of each group
+        self.sizes = np.bincount(self.rep, minlength=len(order))
+
+    def subset(self, tok: np.ndarray, n_tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens of one text per group (the first), in group order."""
+        keep = np.zeros(len(n_tok), dtype=bool)
+        keep[self.first] = True
+        return tok[np.repeat(keep, n_tok)], n_tok[keep]
 
 
 class _Sets:
@@ -117,18 +185,30 @@ class _Sets:
 
     def __init__(self, sh: Shingles) -> None:
         n = len(sh)
-        uniq, inv, df = np.unique(sh.flat, return_inverse=True, return_counts=True)
-        order = np.lexsort((uniq, df))              # rarest first; ties by hash
-        rank = np.empty(len(uniq), dtype=np.uint64)
-        rank[order] = np.arange(len(uniq), dtype=np.uint64)
-        del uniq, df, order
+        order = np.argsort(sh.flat)
+        sorted_h = sh.flat[order]
+        new = np.empty(len(sorted_h), dtype=bool)
+        new[:1] = True
+        np.not_equal(sorted_h[1:], sorted_h[:-1], out=new[1:])
+        del sorted_h
+        uid = np.cumsum(new, dtype=np.int64) - 1          # distinct trigram id, in hash order
+        df = np.bincount(uid)
+        rank = np.empty(len(df), dtype=np.uint64)
+        rank[np.argsort(df, kind="stable")] = np.arange(len(df), dtype=np.uint64)  # rarest first
+        del df, new
+        key = np.empty(len(order), dtype=np.uint64)
+        key[order] = rank[uid]                              # rank of each trigram, in text order
+        del order, uid, rank
         item = np.repeat(np.arange(n, dtype=np.uint64), np.diff(sh.offsets))
-        key = (item << np.uint64(40)) | rank[inv.ravel()]
-        del item, rank, inv
+        key |= item << np.uint64(32)
+        del item
         key.sort()
-        key = key[np.r_[True, key[1:] != key[:-1]]]  # a trigram twice in one text counts once
-        self.item = (key >> np.uint64(40)).astype(np.int64)
-        self.rank = (key & np.uint64((1 << 40) - 1)).astype(np.int64)
+        keep = np.empty(len(key), dtype=bool)
+        keep[:1] = True
+        np.not_equal(key[1:], key[:-1], out=keep[1:])      # a trigram twice in one text counts once
+        key = key[keep]
+        self.item = (key >> np.uint64(32)).astype(np.int32)
+        self.rank = (key & np.uint64(0xFFFFFFFF)).astype(np.int32)
         self.size = np.bincount(self.item, minlength=n)
         self.start = np.concatenate([[0], np.cumsum(self.size)])
 
@@ -143,7 +223,7 @@ def candidate_pairs(sets: _Sets, threshold: float, keep=None) -> np.ndarray:
     plen = sets.size - need + 1
     pos = np.arange(len(sets.item)) - sets.start[sets.item]
     pre = pos < plen[sets.item]
-    p_item, p_rank = sets.item[pre], sets.rank[pre]
+    p_item, p_rank = sets.item[pre].astype(np.int64), sets.rank[pre]
     order = np.argsort(p_rank, kind="stable")
     p_item, p_rank = p_item[order], p_rank[order]
     same = np.r_[False, p_rank[1:] == p_rank[:-1], False]
@@ -184,104 +264,18 @@ def verify(pairs: np.ndarray, sets: _Sets, threshold: float) -> tuple[np.ndarray
     return pairs[keep] if keep else np.empty((0, 2), np.int64), np.asarray(sims, dtype=np.float64)
 
 
-def group_pairs(texts: Iterable[str], threshold: float = NEAR_THRESHOLD, side: np.ndarray | None = None
-                ) -> tuple[Groups, np.ndarray, np.ndarray]:
-    """Exact groups of `texts` and the near pairs between groups (group indices, similarities).
-
-    With `side` (1 or 2 per text), only pairs of groups holding different sides are checked."""
-    groups = Groups(texts)
+def group_pairs(tokens: tuple[np.ndarray, np.ndarray], threshold: float = NEAR_THRESHOLD,
+                side: np.ndarray | None = None) -> tuple[Groups, np.ndarray, np.ndarray]:
+    """Exact groups of the texts (`item_tokens`) and the near pairs between groups (group indices,
+    similarities). With `side` (1 or 2 per text), only pairs of groups holding both sides are checked."""
+    groups = Groups(*tokens)
     keep = None
     if side is not None:
-        gside = np.zeros(len(groups.texts), dtype=np.int8)
+        gside = np.zeros(len(groups.sizes), dtype=np.int8)
         np.bitwise_or.at(gside, groups.rep, side.astype(np.int8))
 
         def keep(i: np.ndarray, j: np.ndarray) -> np.ndarray:
             return ((gside[i] & 1) & (gside[j] >> 1)) | ((gside[i] >> 1) & (gside[j] & 1)) > 0
-    sets = _Sets(Shingles(groups.texts))
+    sets = _Sets(Shingles(*groups.subset(*tokens)))
     pairs, sims = verify(candidate_pairs(sets, threshold, keep), sets, threshold)
     return groups, pairs, sims
-
-
-def near_duplicate_pairs(texts: Iterable[str], threshold: float = NEAR_THRESHOLD) -> list[tuple[int, int, float]]:
-    """Index pairs (i < j) whose trigram Jaccard similarity is at least `threshold` (1.0: same text)."""
-    groups, pairs, sims = group_pairs(texts, threshold)
-    members = _members(groups)
-    out = [(a, b, 1.0) for m in members if len(m) > 1 for x, a in enumerate(m) for b in m[x + 1:]]
-    for (g, h), s in zip(pairs.tolist(), sims.tolist()):
-        out.extend((min(a, b), max(a, b), s) for a in members[g] for b in members[h])
-    return sorted(out)
-
-
-def _members(groups: Groups) -> list[list[int]]:
-    members: list[list[int]] = [[] for _ in groups.texts]
-    for i, g in enumerate(groups.rep.tolist()):
-        members[g].append(i)
-    return members
-
-
-def duplicate_report(items, threshold: float = NEAR_THRESHOLD) -> dict:
-    """Exact and near-duplicate pairs within one set, with example ids."""
-    groups, pairs, sims = group_pairs((normalize(it) for it in items), threshold)
-    sizes = groups.sizes.astype(np.int64)
-    first = np.full(len(sizes), -1, dtype=np.int64)
-    first[groups.rep[::-1]] = np.arange(len(groups.rep))[::-1]
-    examples = [(int(first[g]), int(np.flatnonzero(groups.rep == g)[1]), 1.0)
-                for g in np.flatnonzero(sizes > 1)[:10].tolist()]
-    examples += [(int(first[g]), int(first[h]), s) for (g, h), s in zip(pairs[:10].tolist(), sims[:10].tolist())]
-    examples = sorted((min(a, b), max(a, b), s) for a, b, s in examples)[:10]
-    return {"threshold": threshold, "exact_pairs": int((sizes * (sizes - 1) // 2).sum()),
-            "near_pairs": int((sizes[pairs[:, 0]] * sizes[pairs[:, 1]]).sum()) if len(pairs) else 0,
-            "examples": [[items[a].id, items[b].id, round(s, 3)] for a, b, s in examples]}
-
-
-def contamination(train, eval_items, threshold: float = NEAR_THRESHOLD) -> dict:
-    """How many eval questions have an exact or near twin in train."""
-    n = len(train)
-    side = np.r_[np.ones(n, np.int8), np.full(len(eval_items), 2, np.int8)]
-    texts = [normalize(it) for it in train] + [normalize(it) for it in eval_items]
-    groups, pairs, sims = group_pairs(texts, threshold, side)
-    del texts
-    rep = groups.rep
-    has_train = np.zeros(len(groups.texts), dtype=bool)
-    has_train[rep[:n]] = True
-    exact = has_train[rep[n:]]
-    near_group = np.zeros(len(groups.texts), dtype=bool)   # groups with a near twin holding train
-    best = {}
-    for (g, h), s in zip(pairs.tolist(), sims.tolist()):
-        for a, b in ((g, h), (h, g)):
-            if has_train[b]:
-                near_group[a] = True
-                best.setdefault(a, (b, s))
-    near = near_group[rep[n:]] & ~exact
-    train_of = np.full(len(groups.texts), -1, dtype=np.int64)
-    train_of[rep[:n][::-1]] = np.arange(n)[::-1]
-    examples = []
-    for j in np.flatnonzero(exact | near)[:10].tolist():
-        g = rep[n + j]
-        t, s = (train_of[g], 1.0) if exact[j] else (train_of[best[g][0]], best[g][1])
-        examples.append([train[int(t)].id, eval_items[j].id, round(s, 3)])
-    return {"threshold": threshold, "eval_with_exact_twin_in_train": int(exact.sum()),
-            "eval_with_near_twin_in_train": int(near.sum()), "examples": examples}
-
-
-def clusters(items, threshold: float = NEAR_THRESHOLD) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Per item: a cluster label (exact and near duplicates share one) and its exact-text group;
-    and counts of what linked them."""
-    groups, pairs, _ = group_pairs((normalize(it) for it in items), threshold)
-    parent = list(range(len(groups.texts)))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for g, h in pairs.tolist():
-        parent[find(g)] = find(h)
-    root = np.array([find(g) for g in range(len(parent))], dtype=np.int64)
-    labels = root[groups.rep]
-    sizes = groups.sizes.astype(np.int64)
-    n_pairs = int((sizes * (sizes - 1) // 2).sum() + (sizes[pairs[:, 0]] * sizes[pairs[:, 1]]).sum()
-                  if len(pairs) else (sizes * (sizes - 1) // 2).sum())
-    per = np.bincount(labels, minlength=len(parent))
-    return labels, groups.rep, {"duplicate_pairs": n_pairs, "multi_question_clusters": int((per > 1).sum())}

@@ -3,6 +3,7 @@ checked MCQItems, served from the content-keyed cache when the same sources were
 
 from __future__ import annotations
 
+import gc
 import glob
 import os
 import sys
@@ -134,11 +135,17 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
     report = LoadReport(split=options.split)
     items: list[MCQItem] = []
     seen: dict[str, tuple[str, int]] = {}
-    for path in paths:
-        info = SourceInfo(path=path, format="", sha256=None, rows=0, records=0, skipped=0,
-                          size=None if path.startswith("hf:") else os.path.getsize(path))
-        report.sources.append(info)
-        items.extend(load_file(path, options, report, seen, info))
+    was = gc.isenabled()
+    gc.disable()  # records are not cyclic; generational collections over 100k+ new objects only cost
+    try:
+        for path in paths:
+            info = SourceInfo(path=path, format="", sha256=None, rows=0, records=0, skipped=0,
+                              size=None if path.startswith("hf:") else os.path.getsize(path))
+            report.sources.append(info)
+            items.extend(load_file(path, options, report, seen, info))
+    finally:
+        if was:
+            gc.enable()
     if options.split is not None:
         present = sorted({it.split for it in items if it.split})
         items = [it for it in items if it.split == options.split]

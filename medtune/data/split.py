@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from medtune.data.fastjson import write_jsonl_atomic
-from medtune.data.neardup import (NEAR_THRESHOLD, clusters, contamination, duplicate_report,  # noqa: F401
+from medtune.data.duplicates import (NEAR_THRESHOLD, clusters, contamination, duplicate_report,  # noqa: F401
                                   near_duplicate_pairs, normalize)
 from medtune.data.schema import MCQItem
 from medtune.data.stats import counts_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from medtune.data.neardup import NEAR_THRESHOLD, contamination, duplicate_report
+from medtune.data.duplicates import NEAR_THRESHOLD, contamination, duplicate_report
 from medtune.data.schema import LETTERS, MCQItem
 
 
