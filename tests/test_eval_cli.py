@@ -106,3 +106,23 @@ def test_hub_model_offline_error(sample_jsonl, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("Qwen/Qwen3-1.7B: --model: cannot load:")
     assert "offline, pass a local model folder or an embedded model" in proc.stderr
+
+
+def test_generate_scorer_through_evaluate_items(tmp_path, tiny_model_dir, sample_jsonl):
+    """The generative scorer is one SCORERS entry: its predictions (None = unparseable, counted wrong), raw
+    generations in predictions.jsonl and unparseable figures in metrics.json go through the same path."""
+    from medtune.eval.run import EvalConfig, evaluate_items, load_items
+
+    cfg = EvalConfig(data=[str(sample_jsonl)], model=str(tiny_model_dir), scorers=["generate", "letter"], limit=4,
+                     batch_size=4, max_new_tokens=3, out=str(tmp_path / "gen"), progress=False)
+    items, report = load_items(cfg)
+    metrics = evaluate_items(cfg, items, report)
+    gen = metrics["results"]["generate"]
+    assert metrics["primary"] == "generate" and set(metrics["results"]) == {"generate", "letter"}
+    rows = [json.loads(x) for x in (tmp_path / "gen" / "predictions.jsonl").read_text().splitlines()]
+    unread = [r for r in rows if r["predicted"] is None]
+    assert gen["unanswered"] == gen["unparseable"] == len(unread)
+    assert gen["unparseable_rate"] == len(unread) / 4 and gen["max_new_tokens"] == 3
+    assert all(r["correct"] is False for r in unread) and all("generation" in r for r in rows)
+    assert gen["correct"] == sum(r["correct"] for r in rows)
+    assert "letter" in rows[0]["other_scorers"]

@@ -216,6 +216,6 @@ def test_processed_and_question_tokens(tiny_model_dir, tiny_tokenizer, sample_js
     assert slow["processed"] == contexts  # letters are one token: only the contexts run
     assert fast["processed"] == contexts - (len(reqs) - 1) * len(shared)  # the shared prefix ran once
     assert slow["padded"] >= slow["processed"]
-    out = score_letter(model, tiny_tokenizer, items, "plain", batch_size=4, device="cpu", progress=False)
+    out = score_letter(model, tiny_tokenizer, items, "plain", batch_size=4, device="cpu")
     assert out.tokens["processed"] == fast["processed"]
     assert out.tokens["questions"] == contexts + sum(len(c) for r in reqs for c in r.continuations)

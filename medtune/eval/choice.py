@@ -93,14 +93,5 @@ def score_choice(model: Any, tokenizer: Any, items: Sequence[MCQItem], template:
                  device: str, max_length: int | None = None, progress: Any = None,
                  processes: tuple[int, int] = (0, 1), options: ScorerOptions | None = None) -> ScorerOutput:
     """The `choice` scorer: an encoder's option logits (no template; the whole set in this process)."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    if progress is not None and not isinstance(progress, bool):
-        return ScorerOutput({"choice": score_items_mc(model, tokenizer, items, batch_size=batch_size,
-                                                      device=device, progress=progress)})
-    with tqdm(total=len(items), desc="scoring (choice)", unit="q", disable=not progress or None,
-              file=sys.stderr) as bar:
-        return ScorerOutput({"choice": score_items_mc(model, tokenizer, items, batch_size=batch_size,
-                                                      device=device, progress=bar)})
+    return ScorerOutput({"choice": score_items_mc(model, tokenizer, items, batch_size=batch_size, device=device,
+                                                  progress=progress)})

@@ -3,7 +3,6 @@ lm-eval's (context, continuation) requests and score them in batches (medtune.ev
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Sequence
 
 from medtune.data.schema import MCQItem
@@ -13,27 +12,15 @@ from medtune.eval.scorers import ScorerOptions, ScorerOutput
 def _score(model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, cloze: bool, batch_size: int,
            device: str, max_length: int | None, progress: Any, processes: tuple[int, int]) -> tuple[list, list, dict]:
     """Scores per question, the rendered prompts, and the token counts."""
-    from tqdm.auto import tqdm
-
     from medtune.data.prompts import render
     from medtune.eval.scoring import build_request, score_requests
 
     rendered = [render(it, template, tokenizer, cloze=cloze) for it in items]
     requests = [build_request(tokenizer, p.prompt, p.choices) for p in rendered]
-    rank, world = processes
-    name = "cloze" if cloze else "letter"
-    desc = f"scoring ({name})" + (f" · process 1 of {world}" if world > 1 else "")
-    bar = progress if progress is not None and not isinstance(progress, bool) else tqdm(
-        total=-(-len(items) // world), desc=desc, unit="q", disable=not progress or rank != 0 or None,
-        file=sys.stderr)
     stats: dict = {}
-    try:
-        scores = score_requests(model, requests, batch_size=batch_size, max_length=max_length,
-                                pad_id=tokenizer.pad_token_id, device=device, progress=bar,
-                                processes=processes, stats=stats)
-    finally:
-        if bar is not progress:
-            bar.close()
+    scores = score_requests(model, requests, batch_size=batch_size, max_length=max_length,
+                            pad_id=tokenizer.pad_token_id, device=device, progress=progress,
+                            processes=processes, stats=stats)
     stats["questions"] = sum(len(r.context) + sum(map(len, r.continuations)) for r in requests)
     return scores, rendered, stats
 

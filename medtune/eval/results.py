@@ -74,8 +74,9 @@ def build_metrics(cfg: Any, items: Sequence[MCQItem], report: Any, outputs: dict
                    "tokens": token_counts(outputs, per)},
         "manifest": manifest,
     }
-    for out in outputs.values():
-        metrics.update(out.extra or {})
+    for name, out in outputs.items():  # a scorer's own figures (e.g. unparseable count and rate) beside its result
+        first = results[SCORERS[name].results[0]]
+        first.update({k: v for k, v in (out.extra or {}).items() if k not in first})
     return metrics
 
 
@@ -122,6 +123,9 @@ def format_table(metrics: dict, title: str = "") -> str:
         dist = " ".join(f"{k} {v:.0%}" for k, v in r["predicted_letters"].items())
         lines.append(f"{name:<12}{r['accuracy']:>9.3f}  [{lo:.3f}, {hi:.3f}]   {r['macro_f1']:>7.3f}"
                      f"{r['ece']:>7.3f}  {dist}")
+        if r.get("unanswered"):
+            lines.append(f"{'':<12}unparseable: {r['unanswered']} of {r['n']} ({r['unanswered'] / r['n']:.1%}), "
+                         "counted wrong")
     b = metrics["baselines"]
     mf = b["most_frequent_letter"]
     lines.append(f"baselines: chance {b['chance']:.3f} · always {mf['letter']!r} (most frequent gold letter) "

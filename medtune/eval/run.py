@@ -36,7 +36,7 @@ class EvalConfig:
     dtype: str = opt("auto", "weights' precision: auto, float32, bfloat16, float16")
     trust_remote_code: bool = opt(False, "allow the model's own Python code from the Hub")
     progress: bool = opt(True, "show a progress bar")
-    max_new_tokens: int = opt(512, "generate scorer: the longest answer in tokens")
+    max_new_tokens: int = opt(256, "generate scorer: the longest answer in tokens")
     thinking: bool = opt(False, "generate scorer: let a thinking model think (Qwen3 enable_thinking)")
     load_options: Any = opt(None, "medtune.data.sources.LoadOptions; None: defaults")
     distributed: bool = opt(True, "under accelerate launch / torchrun, split the questions between the "

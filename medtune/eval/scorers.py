@@ -2,7 +2,7 @@
 
 A scorer is a function `fn(model, tokenizer, items, template, *, batch_size, device, max_length,
 progress, processes, options) -> ScorerOutput`; evaluation code looks the scorer up by name here and
-never branches on it. Adding a scorer is one `Scorer(...)` entry in `SCORERS`.
+never branches on it. Adding a scorer is one `Scorer(...)` entry in `SCORERS`. `progress` reaches the function as None or a bar to `update(n)` per question scored.
 
 The contract every scorer returns (`ScorerOutput`):
 - `scores`: per result name (e.g. "letter"; "cloze", "cloze_norm", "cloze_mean"), per question, one
@@ -45,7 +45,7 @@ class ScorerOutput:
 class ScorerOptions:
     """Scorer settings that only some scorers read (the generative scorer's, for now)."""
 
-    max_new_tokens: int = 512
+    max_new_tokens: int = 256
     thinking: bool = False
 
 
@@ -66,14 +66,30 @@ class Scorer:
     def run(self, model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, batch_size: int,
             device: str, max_length: int | None = None, progress: Any = None,
             processes: tuple[int, int] = (0, 1), options: ScorerOptions | None = None) -> ScorerOutput:
-        """Score the items and check the output names the results this scorer declares."""
-        out = self.load()(model, tokenizer, items, template, batch_size=batch_size, device=device,
-                          max_length=max_length, progress=progress, processes=processes,
-                          options=options or ScorerOptions())
+        """Score the items and check the output names the results this scorer declares. `progress` is a
+        bar (anything with update(n)) or a bool: True shows a tqdm bar on the first process."""
+        bar = _bar(progress, self.name, len(items), processes) if isinstance(progress, bool) else progress
+        try:
+            out = self.load()(model, tokenizer, items, template, batch_size=batch_size, device=device,
+                              max_length=max_length, progress=bar, processes=processes,
+                              options=options or ScorerOptions())
+        finally:
+            if bar is not progress:
+                bar.close()
         missing = [r for r in self.results if r not in out.scores]
         if missing:
             raise RuntimeError(f"scorer {self.name!r} returned no {', '.join(missing)} scores")
         return out
+
+
+def _bar(show: bool, name: str, n: int, processes: tuple[int, int]) -> Any:
+    import sys
+
+    from tqdm.auto import tqdm
+
+    rank, world = processes
+    desc = f"scoring ({name})" + (f" · process 1 of {world}" if world > 1 else "")
+    return tqdm(total=-(-n // world), desc=desc, unit="q", disable=not show or rank != 0 or None, file=sys.stderr)
 
 
 def _letter() -> ScoreFn:
