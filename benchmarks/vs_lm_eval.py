@@ -177,6 +177,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=40, help="first N questions per task")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--order", default="lm-eval-first", choices=["lm-eval-first", "medtune-first"],
                     help="which runs first on the first task; the order alternates task by task")
     ap.add_argument("--write-prompts", metavar="JSON", help="only write lm-eval's contexts for the first rows of "
@@ -194,6 +195,10 @@ def main() -> None:
     from medtune.models import load_causal_lm, load_tokenizer, resolve_model
     from summarize_eval import cpu_model
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     backend = select_backend(args.device, "float32")
     bs = args.batch_size or (8 if backend.kind == "cpu" else 64)
     ref = resolve_model(args.model)
@@ -202,8 +207,6 @@ def main() -> None:
     tasks = [t for t in args.tasks.split(",") if t]
     data_dir = Path(args.data_dir)
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=bs, device=backend.device)
-    import torch
-
     with torch.inference_mode():  # warm-up: the first forward pass allocates, for whichever runs first
         model(input_ids=torch.tensor([[1, 2, 3] * 20] * bs, device=backend.device))
     per_task, lm_s, lm_calls_s, ours_s = {}, 0.0, 0.0, 0.0
@@ -227,7 +230,7 @@ def main() -> None:
         "command": f"{Path(sys.executable).name} benchmarks/vs_lm_eval.py " + " ".join(sys.argv[1:]),
         "commit": git_commit(), "versions": {**package_versions(), "lm_eval": lm_eval.__version__},
         "device": {"backend": backend.to_dict(), "cpu": cpu_model(), "cores": os.cpu_count(),
-                   "load": os.getloadavg()},
+                   "torch_threads": torch.get_num_threads(), "load_average_at_end": os.getloadavg()},
         "model": ref.name, "limit_per_task": args.limit, "questions": n, "batch_size": bs, "order": args.order,
         "tasks": per_task,
         "identical_predictions": sum(r["identical_predictions"] for r in per_task.values()),

@@ -82,3 +82,20 @@ def test_suite_errors(tmp_path):
     bad.write_text("tasks:\n  t:\n    dta: x.jsonl\n")
     with pytest.raises(MedtuneError, match="bad.yaml: tasks.t.dta: unknown key 'dta' \\(did you mean 'data'"):
         load_suite(str(bad))
+
+
+def test_cli_suite_prints_nine_rows_and_writes_lm_eval_results(tmp_path, tiny_model_dir):
+    from conftest import run_cli
+
+    data = shared_path("data")
+    out = tmp_path / "cli-suite"
+    proc = run_cli("eval", "--suite", "open-medical-llm", "--data-dir", str(data), "--model", str(tiny_model_dir),
+                   "--limit", "2", "--batch-size", "4", "--no-progress", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:11]] == NINE and lines[11].startswith("average (unweighted)")
+    assert "local" in lines[3] and "dev instead of test" in lines[3]  # MedQA ran on dev, and says so
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["results"]) == set(NINE) and all("acc,none" in r for r in res["results"].values())
+    bad = run_cli("eval", "--suite", "open-medical-llm", "--data", "x.jsonl")
+    assert bad.returncode != 0 and "--data: --suite names its own data" in bad.stderr

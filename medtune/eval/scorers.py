@@ -22,7 +22,8 @@ when `--scorer generate` is asked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from medtune.data.schema import MCQItem
@@ -54,14 +55,20 @@ ScoreFn = Callable[..., ScorerOutput]
 
 @dataclass(frozen=True)
 class Scorer:
-    """One scorer: its name, the result names it reports, how to run it, and whether users pick it."""
+    """One scorer: its name, the result names it reports, its function as "module:function" (imported on
+    first use, so scorer modules import this contract and this registry imports none of them), and
+    whether users pick it."""
 
     name: str
     results: tuple[str, ...]
-    load: Callable[[], ScoreFn]  # imports and returns the scoring function (lazily: heavy modules)
+    target: str
     user_facing: bool = True
     help: str = ""
-    options_kw: tuple[str, ...] = field(default=())
+
+    def load(self) -> ScoreFn:
+        """The scoring function."""
+        module, _, fn = self.target.partition(":")
+        return getattr(importlib.import_module(module), fn)
 
     def run(self, model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, batch_size: int,
             device: str, max_length: int | None = None, progress: Any = None,
@@ -92,45 +99,23 @@ def _bar(show: bool, name: str, n: int, processes: tuple[int, int]) -> Any:
     return tqdm(total=-(-n // world), desc=desc, unit="q", disable=not show or rank != 0 or None, file=sys.stderr)
 
 
-def _letter() -> ScoreFn:
-    from medtune.eval.loglik import score_letter
-
-    return score_letter
-
-
-def _cloze() -> ScoreFn:
-    from medtune.eval.loglik import score_cloze
-
-    return score_cloze
-
-
-def _choice() -> ScoreFn:
-    from medtune.eval.choice import score_choice
-
-    return score_choice
-
-
-def _generate() -> ScoreFn:
-    def run(model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, batch_size: int,
-            device: str, max_length: int | None = None, progress: Any = None,
-            processes: tuple[int, int] = (0, 1), options: ScorerOptions) -> ScorerOutput:
-        from medtune.eval.generate import score_generate
-
-        return score_generate(model, tokenizer, items, template, batch_size=batch_size, device=device,
-                              progress=progress, max_new_tokens=options.max_new_tokens,
-                              thinking=options.thinking)
-
-    return run
+def run_generate(model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, batch_size: int,
+                 device: str, max_length: int | None = None, progress: Any = None,
+                 processes: tuple[int, int] = (0, 1), options: ScorerOptions) -> ScorerOutput:
+    """The `generate` entry: medtune.eval.generate.score_generate with the generation options."""
+    score_generate = getattr(importlib.import_module("medtune.eval.generate"), "score_generate")
+    return score_generate(model, tokenizer, items, template, batch_size=batch_size, device=device,
+                          progress=progress, max_new_tokens=options.max_new_tokens, thinking=options.thinking)
 
 
 SCORERS: dict[str, Scorer] = {s.name: s for s in (
-    Scorer("letter", ("letter",), _letter,
+    Scorer("letter", ("letter",), "medtune.eval.loglik:score_letter",
            help="log-likelihood of each option's letter after the question (one forward pass)"),
-    Scorer("cloze", ("cloze", "cloze_norm", "cloze_mean"), _cloze,
+    Scorer("cloze", ("cloze", "cloze_norm", "cloze_mean"), "medtune.eval.loglik:score_cloze",
            help="log-likelihood of each option's text (lm-eval acc; per character: acc_norm)"),
-    Scorer("choice", ("choice",), _choice, user_facing=False,
+    Scorer("choice", ("choice",), "medtune.eval.choice:score_choice", user_facing=False,
            help="an encoder's multiple-choice head (chosen by medtune for such models)"),
-    Scorer("generate", ("generate",), _generate, options_kw=("max_new_tokens", "thinking"),
+    Scorer("generate", ("generate",), "medtune.eval.scorers:run_generate",
            help="greedy generation, then the answer read from the text (unparseable counts wrong)"),
 )}
 
