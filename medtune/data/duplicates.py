@@ -10,7 +10,8 @@ import numpy as np
 from medtune.data.neardup import NEAR_THRESHOLD, Groups, _text_tokens, group_pairs, item_tokens, normalize
 from medtune.data.schema import MCQItem
 
-__all__ = ["NEAR_THRESHOLD", "normalize", "near_duplicate_pairs", "duplicate_report", "contamination", "clusters"]
+__all__ = ["NEAR_THRESHOLD", "normalize", "near_duplicate_pairs", "duplicate_report", "contamination",
+           "contaminated", "clusters"]
 
 
 def _members(groups: Groups) -> list[list[int]]:
@@ -53,31 +54,41 @@ def duplicate_report(items: Sequence[MCQItem], threshold: float = NEAR_THRESHOLD
             "examples": [[items[a].id, items[b].id, round(s, 3)] for a, b, s in sorted(examples)[:10]]}
 
 
-def contamination(train: Sequence[MCQItem], eval_items: Sequence[MCQItem], threshold: float = NEAR_THRESHOLD) -> dict:
-    """How many eval questions have an exact or near twin in train."""
+def contaminated(train: Sequence[MCQItem], eval_items: Sequence[MCQItem], threshold: float = NEAR_THRESHOLD
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:
+    """Per eval item: has an exact twin in train, has only a near one; and for each, the first
+    train index of its closest twin and the similarity (-1, 0.0 when none)."""
     n = len(train)
     both = list(train) + list(eval_items)
     side = np.r_[np.ones(n, np.int8), np.full(len(eval_items), 2, np.int8)]
     groups, pairs, sims = group_pairs(item_tokens(both), threshold, side)
     del both
     rep = groups.rep
-    has_train = np.zeros(len(groups.sizes), dtype=bool)
-    has_train[rep[:n]] = True
-    exact = has_train[rep[n:]]
+    first_train = np.full(len(groups.sizes), -1, dtype=np.int64)
+    first_train[rep[:n][::-1]] = np.arange(n)[::-1]
+    exact = first_train[rep[n:]] >= 0
     best: dict[int, tuple[int, float]] = {}        # group -> (a near group holding train, similarity)
     for (g, h), s in zip(pairs.tolist(), sims.tolist()):
         for a, b in ((g, h), (h, g)):
-            if has_train[b] and (a not in best or s > best[a][1]):
+            if first_train[b] >= 0 and (a not in best or s > best[a][1]):
                 best[a] = (b, s)
-    near_group = np.zeros(len(groups.sizes), dtype=bool)
-    near_group[list(best)] = True
-    near = near_group[rep[n:]] & ~exact
-    examples = []
-    for j in np.flatnonzero(exact | near)[:10].tolist():
-        g = int(rep[n + j])
-        t, s = (g, 1.0) if exact[j] else best[g]
-        first_train = int(np.flatnonzero(rep[:n] == t)[0])
-        examples.append([train[first_train].id, eval_items[j].id, round(s, 3)])
+    near = np.array([int(g) in best for g in rep[n:].tolist()], dtype=bool) & ~exact
+    twin = []
+    for j, g in enumerate(rep[n:].tolist()):
+        if exact[j]:
+            twin.append((int(first_train[g]), 1.0))
+        elif near[j]:
+            twin.append((int(first_train[best[g][0]]), best[g][1]))
+        else:
+            twin.append((-1, 0.0))
+    return exact, near, twin
+
+
+def contamination(train: Sequence[MCQItem], eval_items: Sequence[MCQItem], threshold: float = NEAR_THRESHOLD) -> dict:
+    """How many eval questions have an exact or near twin in train."""
+    exact, near, twin = contaminated(train, eval_items, threshold)
+    examples = [[train[twin[j][0]].id, eval_items[j].id, round(twin[j][1], 3)]
+                for j in np.flatnonzero(exact | near)[:10].tolist()]
     return {"threshold": threshold, "eval_with_exact_twin_in_train": int(exact.sum()),
             "eval_with_near_twin_in_train": int(near.sum()), "examples": examples}
 
