@@ -142,3 +142,16 @@ def test_bad_settings_are_one_line_errors(tiny):
         G.generate_answers(model, tok, _items(1), max_new_tokens=0)
     with pytest.raises(MedtuneError, match=r"^--generate-backend: unknown generation backend 'tgi'"):
         G.generate_answers(model, tok, _items(1), backend="tgi")
+
+
+def test_vllm_backend_is_optional_and_says_so(tiny):
+    import importlib.util
+
+    from medtune.errors import MedtuneError
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    model, tok = tiny
+    with pytest.raises(MedtuneError, match=r"^--generate-backend: vLLM is not installed \(pip install vllm\); "
+                                           r"the default backend is hf$"):
+        G.generate_answers(model, tok, _items(1), backend="vllm")

@@ -123,27 +123,46 @@ def generate_answers(model: Any, tokenizer: Any, items: Sequence[MCQItem], *, ma
     """Greedy generation for every question (batched by prompt length), with the option read from each."""
     if max_new_tokens < 1:
         raise MedtuneError(f"must be at least 1, got {max_new_tokens}", field="--max-new-tokens")
+    if backend not in ("hf", "vllm"):
+        raise MedtuneError(f"unknown generation backend {backend!r}; choose hf or vllm", field="--generate-backend")
     prompts = [generative_prompt(it, tokenizer, thinking=thinking) for it in items]
     eos = stop_ids(model, tokenizer)
+    with _bar(progress, len(items)) as bar:
+        new = _generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, eos=eos,
+                            batch_size=batch_size, device=device, progress=bar, backend=backend)
+    return [_read(tokenizer, it, p, ids) for it, p, ids in zip(items, prompts, new)]
+
+
+def _generate_ids(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int, eos: list[int],
+                  batch_size: int, device: str, progress: Any, backend: str) -> list[list[int]]:
+    """The new token ids per prompt, in the prompts' order."""
     if backend == "vllm":
         new = _vllm_texts(model, prompts, max_new_tokens, eos)
-        if progress is not None:
-            progress.update(len(items))
-    elif backend == "hf":
-        encoded = [_encode(tokenizer, p) for p in prompts]
-        order = sorted(range(len(items)), key=lambda i: -len(encoded[i]))
-        new: list[list[int]] = [[] for _ in items]
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            got = _hf_generate(model, tokenizer, [encoded[i] for i in idx], max_new_tokens=max_new_tokens,
-                               eos=eos, device=device)
-            for i, row in zip(idx, got):
-                new[i] = row
-            if progress is not None:
-                progress.update(len(idx))
-    else:
-        raise MedtuneError(f"unknown generation backend {backend!r}; choose hf or vllm", field="--generate-backend")
-    return [_read(tokenizer, it, p, ids) for it, p, ids in zip(items, prompts, new)]
+        progress.update(len(prompts))
+        return new
+    encoded = [_encode(tokenizer, p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
+    new = [[] for _ in prompts]
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        got = _hf_generate(model, tokenizer, [encoded[i] for i in idx], max_new_tokens=max_new_tokens,
+                           eos=eos, device=device)
+        for i, row in zip(idx, got):
+            new[i] = row
+        progress.update(len(idx))
+    return new
+
+
+def _bar(progress: Any, total: int) -> Any:
+    """A progress bar: the caller's (anything with update()), a new one for True, none for False/None."""
+    import contextlib
+    import sys
+
+    if hasattr(progress, "update"):
+        return contextlib.nullcontext(progress)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="generating", unit="q", disable=not progress, file=sys.stderr)
 
 
 def _read(tokenizer: Any, item: MCQItem, prompt: str, ids: list[int]) -> Generated:
