@@ -170,6 +170,9 @@ def main() -> None:
     out["real_dev_pairs_added_by_0.7"] = real_dev_additions()
     out["load_avg"] = list(os.getloadavg())
     Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out}")
 
 

@@ -164,6 +164,7 @@ def main() -> None:
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out}")
 
 

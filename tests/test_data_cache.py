@@ -65,3 +65,14 @@ def test_deleting_the_cache_is_safe(cache, tmp_path):
     shutil.rmtree(cache)
     items, rep = load_benchmark(path, LoadOptions(cache=True))
     assert len(items) == 4 and rep.cached is None
+
+
+def test_hub_datasets_are_cached_by_their_fingerprint(cache, tmp_path):
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    _write(folder / "train.jsonl", [0, 1, 2, 3, 1])
+    spec = f"hf:{folder}:train"                       # a local folder in the Hub's layout (offline)
+    first, rep1 = load_benchmark(spec, LoadOptions(cache=True))
+    second, rep2 = load_benchmark(spec, LoadOptions(cache=True))
+    assert rep1.cached is None and rep2.cached is not None and second == first
+    assert [i.answer_index for i in second] == [0, 1, 2, 3, 1] and rep2.sources[0].answer_base == 0

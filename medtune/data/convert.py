@@ -44,17 +44,18 @@ class _Sink:
         self.report.skipped.extend(note for _, note in sorted(self.notes))
 
 
-def open_rows(path: str) -> tuple[Iterator[Row], str | None, Any]:
-    """A source's rows, its sha256 (None for hf:) and, for hf:, the dataset object."""
+def open_rows(path: str, dataset: Any = None, sha256: str | None = None) -> tuple[Iterator[Row], str | None, Any]:
+    """A source's rows, its sha256 (None for hf:) and, for hf:, the dataset object (opened here
+    unless given)."""
     if path.startswith("hf:"):
-        ds = open_hf(path)
+        ds = dataset if dataset is not None else open_hf(path)
         return read_hf(path, ds), None, ds
     suffix = Path(path).suffix.lower()
     reader = READERS.get(suffix)
     if reader is None:
         raise MedtuneError(f"unsupported file type {suffix or '(none)'!r}; medtune reads "
                            f"{', '.join(READERS)} files and hf: datasets", path=path)
-    return reader(Path(path)), sha256_file(path), None
+    return reader(Path(path)), sha256 or sha256_file(path), None
 
 
 def _detect(rows: Iterator[Row], fmt: str | None, path: str) -> tuple[str, Iterator[Row]]:
@@ -80,9 +81,10 @@ def _detect(rows: Iterator[Row], fmt: str | None, path: str) -> tuple[str, Itera
     return fmt, chain(head, rows)
 
 
-def load_file(path: str, options: Any, report: Any, seen: dict[str, tuple[str, int]], info: Any) -> list[MCQItem]:
+def load_file(path: str, options: Any, report: Any, seen: dict[str, tuple[str, int]], info: Any,
+              dataset: Any = None) -> list[MCQItem]:
     """Read, convert and check one source; `seen` maps ids to where they first appeared."""
-    rows, info.sha256, _ = open_rows(path)
+    rows, info.sha256, _ = open_rows(path, dataset, info.sha256)
     fmt, rows = _detect(rows, options.format, path)
     info.format = fmt
     ctx = _context(path, fmt, options)

@@ -14,7 +14,7 @@ from typing import Sequence
 from medtune.data import formats as F
 from medtune.data.benchmarks import RESOURCES, builtin_names  # noqa: F401 (RESOURCES: older imports)
 from medtune.data.cache import content_key, load_cached, store_cached
-from medtune.data.convert import load_file
+from medtune.data import convert
 from medtune.data.schema import MCQItem
 from medtune.errors import MedtuneError, did_you_mean
 from medtune.io import sha256_file
@@ -22,7 +22,8 @@ from medtune.io import sha256_file
 BUILTIN = {name: Path(spec) for name, spec in builtin_names().items() if not spec.startswith("hf:")}
 FOLDER_SUFFIXES = (".jsonl", ".csv", ".parquet")
 CACHE_MIN_BYTES = 16 << 20     # smaller sources load in well under a second: no entry, no note
-CODE_FILES = ("readers.py", "formats.py", "validate.py", "convert.py", "schema.py", "sources.py")
+CACHE_MIN_ROWS = 20_000        # the same for hf: datasets, by rows
+CODE_FILES = ("readers.py", "formats.py", "validate.py", "convert.py", "schema.py", "sources.py", "fastjson.py")
 
 
 @dataclass
@@ -123,7 +124,9 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
     from the cache (`report.cached` names the entry; a note on stderr says so)."""
     options = options or LoadOptions()
     paths = expand_sources(specs)
-    key = _cache_key(paths, options)
+    hub = {p: convert.open_hf(p) for p in paths if p.startswith("hf:")}   # Arrow files, memory-mapped
+    shas: dict[str, str] = {}
+    key = _cache_key(paths, options, hub, shas)
     if key is not None:
         hit = load_cached("items", key)
         if hit is not None:
@@ -139,10 +142,10 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
     gc.disable()  # records are not cyclic; generational collections over 100k+ new objects only cost
     try:
         for path in paths:
-            info = SourceInfo(path=path, format="", sha256=None, rows=0, records=0, skipped=0,
+            info = SourceInfo(path=path, format="", sha256=shas.get(path), rows=0, records=0, skipped=0,
                               size=None if path.startswith("hf:") else os.path.getsize(path))
             report.sources.append(info)
-            items.extend(load_file(path, options, report, seen, info))
+            items.extend(convert.load_file(path, options, report, seen, info, hub.get(path)))
     finally:
         if was:
             gc.enable()
@@ -180,16 +183,30 @@ def _file_sha(path: str, st: os.stat_result) -> str:
     return digest
 
 
-def _cache_key(paths: list[str], options: LoadOptions) -> str | None:
-    """The key of these sources read with these options, or None when the cache is not used."""
-    if options.cache is False or any(p.startswith("hf:") for p in paths):
+def _cache_key(paths: list[str], options: LoadOptions, hub: dict, shas: dict[str, str]) -> str | None:
+    """The key of these sources read with these options, or None when the cache is not used.
+    Files are known by their sha256; hf: datasets by the fingerprint `datasets` gives their Arrow data."""
+    if options.cache is False:
         return None
-    stats = [os.stat(p) for p in paths]
-    if options.cache is None and sum(st.st_size for st in stats) < CACHE_MIN_BYTES:
+    parts, size, rows = [], 0, 0
+    for path in paths:
+        if path.startswith("hf:"):
+            fingerprint = getattr(hub[path], "_fingerprint", None)
+            if not fingerprint:
+                return None
+            parts.append([path, fingerprint])
+            rows += len(hub[path])
+            continue
+        st = os.stat(path)
+        size += st.st_size
+        parts.append([path, st])
+    if options.cache is None and size < CACHE_MIN_BYTES and rows < CACHE_MIN_ROWS:
         return None
-    parts = []
-    for path, st in zip(paths, stats):
-        truth = Path(path).with_name("test_ground_truth.json")    # PubMedQA's split comes from it
-        parts.append([path, _file_sha(path, st), _file_sha(str(truth), truth.stat()) if truth.is_file() else None])
+    for part in parts:
+        if isinstance(part[1], os.stat_result):
+            path, st = part
+            truth = Path(path).with_name("test_ground_truth.json")    # PubMedQA's split comes from it
+            shas[path] = _file_sha(path, st)
+            part[1:] = [shas[path], _file_sha(str(truth), truth.stat()) if truth.is_file() else None]
     opts = {k: v for k, v in asdict(options).items() if k != "cache"}
     return content_key("items", _code_hash(), parts, opts)
