@@ -40,6 +40,11 @@ def test_eval_writes_metrics_and_predictions(eval_run, sample_jsonl):
     assert m["scorers"] == ["letter", "cloze"] and m["template"] == "chat"
     assert metrics["baselines"]["most_frequent_letter"]["letter"] in "ABCDE"
     assert "letter" in proc.stdout and "baselines: chance" in proc.stdout
+    # tokens through the model (the chat turn and instruction once) apart from the questions' own tokens
+    for scorer in ("letter", "cloze"):
+        tk = metrics["timing"]["tokens"][scorer]
+        assert 0 < tk["processed"] < tk["questions"] and tk["processed_per_s"] > 0
+    assert "tokens through the model (shared prefix once)" in proc.stdout
 
 
 def test_eval_is_deterministic(eval_run, tiny_model_dir, sample_jsonl, tmp_path):

@@ -135,4 +135,8 @@ def format_table(metrics: dict, title: str = "") -> str:
     be = metrics["manifest"]["backend"]
     lines.append(f"{metrics['n_questions']} questions · {t['score_s']:.1f} s scoring ({qps}) · "
                  f"{be['kind']} {be['dtype']}")
+    for name, tk in (t.get("tokens") or {}).items():
+        lines.append(f"{name}: {tk['processed']:,} tokens through the model (shared prefix once), "
+                     f"{tk['questions']:,} question tokens" + (f", {tk['processed_per_s']:,.0f} processed tokens/s"
+                                                              if "processed_per_s" in tk else ""))
     return "\n".join(lines)

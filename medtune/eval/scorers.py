@@ -132,8 +132,3 @@ def get_scorer(name: str) -> Scorer:
         raise MedtuneError(f"unknown scorer {name!r}{did_you_mean(name, names)}; choose from "
                            f"{', '.join(names)}", field="--scorer")
     return SCORERS[name]
-
-
-def result_names(scorer: str) -> tuple[str, ...]:
-    """The result names a scorer reports (e.g. cloze: cloze, cloze_norm, cloze_mean)."""
-    return get_scorer(scorer).results
