@@ -260,6 +260,27 @@ def test_generative_answers_are_read_from_the_reply_and_repeatable(generator, qu
     assert info["scorer"] == "generate" and info["thinking"] is False
 
 
+def test_a_run_evaluated_generatively_answers_the_same_way(tiny_run, tmp_path):
+    """ask/serve --run take the scorer and thinking mode of the run's final evaluation."""
+    import shutil
+
+    from medtune.serve.answer import source_from_run
+
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    for name in ("metrics.json", "recipe.yaml"):
+        shutil.copy(tiny_run / name, run / name)
+    final = json.loads((tiny_run / "final" / "metrics.json").read_text())
+    final["manifest"]["scorers"] = ["generate"]
+    final["results"] = {"generate": {"accuracy": 0.5, "unparseable_rate": 0.1, "thinking": True}}
+    (run / "final" / "metrics.json").write_text(json.dumps(final))
+    source = source_from_run(str(run))
+    assert (source.scorer, source.thinking) == ("generate", True) and source.adapter.endswith("adapter")
+    assert source_from_run(str(run), thinking=False).thinking is False
+    assert source_from_run(str(run), scorer="letter").scorer == "letter"
+    assert source_from_run(str(tiny_run)).thinking is False
+
+
 GENERATED = {"answer": "B", "answer_text": "Axillary nerve", "index": 1, "probabilities": None, "scorer": "generate",
              "reply": "The deltoid is supplied by the axillary nerve.\nAnswer: B",
              "reasoning": "Deltoid <abducts> the arm; C5-C6; posterior cord.", "generation": "...",

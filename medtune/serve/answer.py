@@ -105,7 +105,9 @@ def source_from_run(run: str, template: str | None = None, scorer: str | None = 
     man = final.get("manifest", {})
     tpl = template or man.get("template") or summary.get("template") or "auto"
     sc = scorer or (man.get("scorers") or [recipe.get("train", {}).get("eval_scorer", "letter")])[0]
-    think = bool(final.get("thinking", False)) if thinking is None else thinking
+    # the generative scorer's own figures sit beside its result in metrics.json
+    recorded = (final.get("results") or {}).get("generate", {}).get("thinking", False)
+    think = bool(recorded) if thinking is None else thinking
     if trained.name == folder.adapter.name:
         return Source(model=recipe["model"]["name"], adapter=str(trained), template=tpl, scorer=sc,
                       thinking=think, run=str(folder))
