@@ -1,17 +1,29 @@
 """`method: grpo`: reinforcement fine-tuning with a verifiable reward (the answer letter), through TRL.
 
-The recipe's `grpo:` section is `GrpoArgs`; `run_grpo(recipe)` sets up, evaluates the base model with
-the generative scorer, trains with TRL's GRPOTrainer, evaluates again in the same regime and saves.
+`run_grpo(recipe)` reads top to bottom: set up, score the starting model with the generative scorer on
+the held-out questions, train a LoRA adapter with TRL's GRPOTrainer (prompts are the generative
+scorer's chat prompts, rewards `medtune.train.rewards`), save it, score again in the same regime
+(same prompt, max_new_tokens, thinking, batch size, dtype), compare with McNemar's test. The recipe's
+`grpo:` section is `GrpoArgs`. TRL is an optional extra: `pip install 'medtune[rl]'`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import os
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from medtune.config import opt
+from medtune.errors import MedtuneError
 
 BACKENDS = ("auto", "hf", "vllm")
+NEEDS_TRL = "method grpo needs TRL: pip install 'medtune[rl]' (or pip install 'trl>=1.0')"
+LOGGED = ("reward", "answer/accuracy", "answer/unparseable_rate", "completions/mean_length", "kl")
 
 
 @dataclass
@@ -20,21 +32,318 @@ class GrpoArgs:
                                   "reward minus its group's mean")
     max_completion_length: int = opt(256, "longest completion in tokens (longer ones are cut and usually "
                                           "unparseable, so reward 0)")
-    max_prompt_length: int = opt(512, "longest prompt in tokens; longer prompts are cut from the left")
-    beta: float = opt(0.04, "KL weight against the starting model (0: no reference model, less memory)")
+    max_prompt_length: int = opt(512, "longest prompt in tokens; longer questions are left out of training "
+                                      "and counted")
+    beta: float = opt(0.04, "KL weight against the starting model (0: no reference pass, less compute)")
     temperature: float = opt(1.0, "sampling temperature of the completions")
     format_reward_weight: float = opt(0.0, "extra reward for a completion with a readable answer line "
                                            "(0: off; keep it small, e.g. 0.1, below the 1 of a right answer)")
     thinking: bool = opt(False, "let a thinking model think (Qwen3 enable_thinking) while training and in "
                                 "the before/after evaluation")
     from_adapter: str | None = opt(None, "start from this SFT adapter folder (trained further) instead of "
-                                         "the base model")
-    generation_backend: str = opt("auto", "auto (vLLM colocated when importable, else HF generate), hf or vllm")
+                                         "a fresh LoRA adapter on the base model")
+    generation_backend: str = opt("auto", "auto (vLLM colocated when importable on a GPU, else HF generate), "
+                                          "hf or vllm")
     vllm_gpu_memory_utilization: float = opt(0.3, "share of GPU memory vLLM may take in colocate mode")
-    eval_max_new_tokens: int = opt(256, "generative before/after evaluation: the longest answer in tokens")
-    eval_batch_size: int = opt(8, "generative before/after evaluation: questions per generate call")
+    eval_max_new_tokens: int = opt(256, "before/after evaluation: the longest generated answer in tokens")
+    eval_batch_size: int = opt(8, "before/after evaluation: questions per generate call")
+
+
+def grpo_problems(g: GrpoArgs, batch_size: int, grad_accum: int) -> list[tuple[str, str]]:
+    """Cross-field checks of the grpo section: (dotted key, problem) pairs."""
+    out = []
+    for key in ("num_generations", "max_completion_length", "max_prompt_length", "eval_max_new_tokens",
+                "eval_batch_size"):
+        if getattr(g, key) < 1:
+            out.append((f"grpo.{key}", f"must be positive, got {getattr(g, key)}"))
+    if g.num_generations < 2:
+        out.append(("grpo.num_generations", "a group needs at least 2 completions (advantages are relative)"))
+    elif (batch_size * grad_accum) % g.num_generations:
+        out.append(("train.batch_size", f"train.batch_size x train.grad_accum ({batch_size} x {grad_accum}) counts "
+                                        f"completions per step and must be a multiple of grpo.num_generations "
+                                        f"({g.num_generations})"))
+    if g.beta < 0 or g.temperature <= 0 or g.format_reward_weight < 0:
+        out.append(("grpo", "beta and format_reward_weight must be >= 0 and temperature > 0"))
+    if g.generation_backend not in BACKENDS:
+        out.append(("grpo.generation_backend", f"{g.generation_backend!r} is not one of {', '.join(BACKENDS)}"))
+    if g.from_adapter and not (Path(g.from_adapter) / "adapter_config.json").is_file():
+        out.append(("grpo.from_adapter", f"{g.from_adapter}: no adapter_config.json, so not a PEFT adapter folder"))
+    return out
+
+
+def vllm_importable() -> bool:
+    """Whether the vllm package is installed (without importing it)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def generation_backend(kind: str, vllm_available: bool, requested: str = "auto") -> tuple[str, str]:
+    """How GRPO will generate completions on a backend kind: ("vllm" or "hf", the reason in words)."""
+    if requested == "hf":
+        return "hf", "HF generate, as the recipe asks (grpo.generation_backend=hf)"
+    if kind not in ("cuda", "rocm"):
+        if requested == "vllm":
+            raise MedtuneError(f"vLLM generation needs a CUDA or ROCm GPU; this machine is {kind}",
+                               field="grpo.generation_backend")
+        return "hf", f"HF generate: vLLM needs a CUDA or ROCm GPU ({kind} here)"
+    if not vllm_available:
+        if requested == "vllm":
+            raise MedtuneError("vLLM is not installed (pip install vllm)", field="grpo.generation_backend")
+        return "hf", "HF generate: vLLM is not installed (pip install vllm for faster sampling)"
+    rocm = " (never server mode on ROCm: GRPO + vLLM server hangs on MI300X, see docs/grpo.md)" if kind == "rocm" else ""
+    return "vllm", f"vLLM in TRL's colocate mode, sharing the training GPU{rocm}"
+
+
+def require_trl() -> None:
+    """TRL must be importable (the `rl` extra), else one line naming the extra."""
+    if importlib.util.find_spec("trl") is None:
+        raise MedtuneError(NEEDS_TRL, field="method")
+
+
+def grpo_dataset(items: list, tokenizer: Any, g: GrpoArgs) -> tuple[Any, int]:
+    """TRL's prompt dataset (the generative scorer's chat prompt, gold index and options per row) and how
+    many questions were left out for a prompt longer than `max_prompt_length` tokens."""
+    from datasets import Dataset
+
+    from medtune.eval.generate import generative_prompt
+
+    rows, too_long = [], 0
+    for it in items:
+        prompt = generative_prompt(it, tokenizer, thinking=g.thinking)
+        if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) > g.max_prompt_length:
+            too_long += 1
+            continue
+        rows.append({"prompt": prompt, "answer_index": it.answer_index, "options": list(it.options), "id": it.id})
+    if not rows:
+        raise MedtuneError(f"every training prompt is longer than grpo.max_prompt_length ({g.max_prompt_length} "
+                           "tokens)", field="grpo.max_prompt_length")
+    return Dataset.from_list(rows), too_long
+
+
+def _trainer_class() -> type:
+    """TRL's GRPOTrainer with MedtuneTrainer's NaN/inf guard and complete-checkpoint marker (via the MRO:
+    MedtuneTrainer.training_step checks the loss returned by GRPOTrainer.training_step)."""
+    from trl import GRPOTrainer
+
+    from medtune.train.trainer import MedtuneTrainer
+
+    return type("MedtuneGRPOTrainer", (MedtuneTrainer, GRPOTrainer), {})
+
+
+def _log_line(args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
+    if logs and state.is_world_process_zero and "reward" in logs:
+        parts = [f"{k.split('/')[-1]}={logs[k]:.4g}" for k in LOGGED if isinstance(logs.get(k), (int, float))]
+        print(f"step {state.global_step}/{state.max_steps}: " + " ".join(parts), flush=True)
+
+
+def grpo_config(recipe: Any, out: Any, precision: str, backend: Any, use_vllm: bool) -> Any:
+    """TRL's GRPOConfig from the recipe (train.* for the optimizer and schedule, grpo.* for sampling)."""
+    from trl import GRPOConfig
+
+    t, g = recipe.train, recipe.grpo
+    return GRPOConfig(
+        output_dir=str(out.checkpoints), per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.lr, lr_scheduler_type=t.scheduler,
+        warmup_steps=float(t.warmup_ratio), weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        num_train_epochs=t.epochs, max_steps=t.max_steps, logging_steps=t.logging_steps, save_strategy="steps",
+        save_steps=t.save_steps, save_total_limit=t.save_total_limit, seed=t.seed, data_seed=t.seed,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=backend.kind == "cpu",
+        gradient_checkpointing=recipe.model.gradient_checkpointing, report_to="none",
+        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0, logging_nan_inf_filter=False,
+        num_generations=g.num_generations, max_completion_length=g.max_completion_length, beta=g.beta,
+        temperature=g.temperature, generation_kwargs={"use_cache": True},
+        use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+    )
+
+
+def _start_model(recipe: Any, ref: Any, backend: Any, g: GrpoArgs) -> Any:
+    """The policy: the base model with a fresh LoRA adapter (the method's wrapping), or with the SFT
+    adapter of `grpo.from_adapter` loaded trainable."""
+    from medtune.models import load_causal_lm
+    from medtune.train import methods
+
+    model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
+                           attn_implementation=recipe.model.attn_implementation)
+    if not g.from_adapter:
+        return methods.adapt(model, recipe)
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, g.from_adapter, is_trainable=True)
+    except (OSError, ValueError) as err:
+        raise MedtuneError(f"cannot load the adapter: {' '.join(str(err).split())[:300]}", path=g.from_adapter,
+                           field="grpo.from_adapter") from None
 
 
 def run_grpo(recipe: Any) -> dict:
     """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json)."""
-    raise NotImplementedError("method grpo is being written (issue 17)")
+    for key, value in recipe.env.items():  # before the first import of torch (below)
+        os.environ[str(key)] = str(value)
+    require_trl()
+    import yaml
+    from transformers import set_seed
+    from transformers.integrations import TensorBoardCallback
+
+    from medtune.backend import select_backend
+    from medtune.config import ConfigError
+    from medtune.eval.compare import compare_runs, format_compare
+    from medtune.eval.run import EvalConfig, evaluate_items, format_table
+    from medtune.io import replace_dir
+    from medtune.manifest import build_manifest
+    from medtune.models import load_tokenizer, merge_for_inference, resolve_model
+    from medtune.runfolder import RunFolder
+    from medtune.train import methods
+    from medtune.train.rewards import reward_functions
+    from medtune.train.run import load_train_eval
+
+    t_start = time.perf_counter()
+    g = getattr(recipe, "grpo", None) or GrpoArgs()
+    problems = grpo_problems(g, recipe.train.batch_size, recipe.train.grad_accum)
+    if problems:
+        raise ConfigError("; ".join(f"{k}: {msg}" for k, msg in problems))
+    run = RunFolder(recipe.output_dir)
+    if run.has_checkpoints():
+        raise MedtuneError("this run folder already has checkpoints (GRPO runs do not resume); choose another "
+                           "output_dir", path=str(run), field="output_dir")
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.write_text(run.recipe, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    set_seed(recipe.train.seed)
+
+    # --- set up: device, data, tokenizer, policy ------------------------------------------------
+    precision = methods.precision_for(select_backend(), recipe.train.precision)
+    backend = select_backend(dtype=methods.load_dtype(recipe.method, precision))
+    gen, why = generation_backend(backend.kind, vllm_importable(), g.generation_backend)
+    train_items, eval_items, data_report, split_info = load_train_eval(recipe)
+    ref = resolve_model(recipe.model.name)
+    tokenizer = load_tokenizer(ref, recipe.model.trust_remote_code)
+    dataset, too_long = grpo_dataset(train_items, tokenizer, g)
+    model = _start_model(recipe, ref, backend, g)
+    print(f"medtune train: grpo on {ref.name}{' from ' + g.from_adapter if g.from_adapter else ''} · "
+          f"{len(dataset)} training prompts ({too_long} longer than {g.max_prompt_length} tokens left out), "
+          f"{len(eval_items)} eval questions ({split_info['how']}) · {backend.kind} {precision} · {why}", flush=True)
+    eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
+                          scorers=["generate"], seed=recipe.train.seed, batch_size=g.eval_batch_size,
+                          max_new_tokens=g.eval_max_new_tokens, thinking=g.thinking,
+                          progress=sys.stderr.isatty(), distributed=False)
+
+    # --- the starting model, scored by the generative scorer on the held-out questions ----------
+    baseline = None
+    if recipe.baseline_eval:
+        model.eval()
+        baseline = evaluate_items(dataclasses.replace(eval_cfg, out=str(run.baseline), adapter=g.from_adapter),
+                                  eval_items, data_report, model=model, tokenizer=tokenizer)
+        print(format_table(baseline, "before GRPO:"), flush=True)
+
+    # --- GRPO ---------------------------------------------------------------------------------
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import TrainerCallback
+
+    funcs, weights = reward_functions(g.format_reward_weight)
+    args = grpo_config(recipe, run, precision, backend, use_vllm=gen == "vllm")
+    args.reward_weights = weights
+    hint = ("fp16 overflows easily: use train.precision=bf16 where the GPU supports it."
+            if precision == "fp16" else "Lower train.lr, or check the data for extreme lengths.")
+    log = type("GrpoLog", (TrainerCallback,), {"on_log": staticmethod(_log_line)})()
+    trainer = _trainer_class()(
+        model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
+        callbacks=[TensorBoardCallback(SummaryWriter(str(run.tensorboard))), log], mt_precision_hint=hint)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainable, total = methods.trainable_parameters(trainer.model)
+    t_train = time.perf_counter()
+    result = trainer.train()
+    train_s = time.perf_counter() - t_train
+
+    # --- save the adapter (the trained one only, not TRL's frozen reference copy) -----------------
+    model = trainer.model
+    with replace_dir(run.adapter) as staging:
+        model.save_pretrained(staging, selected_adapters=["default"])
+        tokenizer.save_pretrained(staging)
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
+
+    # --- the trained model, scored the same way; the paired comparison ----------------------------
+    model.eval()
+    merge_for_inference(model)
+    final = evaluate_items(dataclasses.replace(eval_cfg, out=str(run.final), adapter=str(run.adapter)),
+                           eval_items, data_report, model=model, tokenizer=tokenizer)
+    print(format_table(final, "after GRPO:"), flush=True)
+    comparison = None
+    if baseline is not None:
+        comparison = compare_runs(str(run.baseline), str(run.final), out=str(run))
+        print(format_compare(comparison), flush=True)
+    steps = step_log(trainer.state.log_history)
+    plot_grpo(steps, run.curves, _accuracy(baseline), _accuracy(final))
+    summary = {
+        "method": "grpo", "model": ref.name, "from_adapter": g.from_adapter, "precision": precision,
+        "generation_backend": {"choice": gen, "reason": why}, "thinking": g.thinking,
+        "train_prompts": len(dataset), "prompts_too_long": too_long, "eval_questions": len(eval_items),
+        "split": split_info, "steps": result.global_step, "train_loss": result.training_loss,
+        "train_seconds": train_s, "seconds_per_step": train_s / max(1, result.global_step),
+        "trainable_parameters": trainable, "total_parameters": total,
+        "rewards": {"weights": dict(zip([f.__name__ for f in funcs], weights)), **funcs[0].tally.to_dict()},
+        "eval_regime": {"scorer": "generate", "max_new_tokens": g.eval_max_new_tokens, "thinking": g.thinking,
+                        "batch_size": g.eval_batch_size, "dtype": backend.dtype},
+        "baseline": _brief(baseline), "final": _brief(final), "compare": comparison, "log": steps,
+        "output": str(run.adapter), "total_seconds": time.perf_counter() - t_start,
+    }
+    run.write_json(run.metrics, summary)
+    run.write_json(run.manifest, build_manifest(
+        recipe=recipe.to_dict(), backend=backend.to_dict(), precision=precision, data=data_report.to_dict(),
+        model={"name": ref.name, "path": ref.path, "kind": ref.kind, "note": ref.note}))
+    return summary
+
+
+def step_log(history: list[dict]) -> list[dict]:
+    """Per logging step: reward mean, accuracy on the training prompts, unparseable rate, completion length,
+    the fraction of groups whose rewards are all equal (they teach nothing), KL and loss."""
+    keys = {"reward": "reward", "answer/accuracy": "accuracy", "answer/unparseable_rate": "unparseable_rate",
+            "completions/mean_length": "mean_length", "frac_reward_zero_std": "zero_std_fraction", "kl": "kl",
+            "loss": "loss"}
+    return [{"step": h["step"], **{new: h[old] for old, new in keys.items() if old in h}}
+            for h in history if "reward" in h and "step" in h]
+
+
+def _accuracy(metrics: dict | None) -> float | None:
+    return None if metrics is None else metrics["results"]["generate"]["accuracy"]
+
+
+def _brief(metrics: dict | None) -> dict | None:
+    if metrics is None:
+        return None
+    r = metrics["results"]["generate"]
+    return {"accuracy": r["accuracy"], "ci95": r["ci95"], "unparseable": metrics.get("unparseable"),
+            "unparseable_rate": metrics.get("unparseable_rate"), "mean_new_tokens": metrics.get("mean_new_tokens")}
+
+
+def plot_grpo(steps: list[dict], path: Path, before: float | None, after: float | None) -> Path | None:
+    """Reward mean, training-prompt accuracy and unparseable rate (left), completion length (right), with
+    the held-out accuracy before and after as lines, as a PNG."""
+    if not steps:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, style in (("reward", "o-"), ("accuracy", "s-"), ("unparseable_rate", "x--")):
+        pts = [(s["step"], s[key]) for s in steps if key in s]
+        if pts:
+            ax.plot(*zip(*pts), style, label=key.replace("_", " ") + (" (training prompts)" if key == "accuracy" else ""))
+    for value, style, name in ((before, "--", "held-out before"), (after, ":", "held-out after")):
+        if value is not None:
+            ax.axhline(value, color="tab:gray", ls=style, label=f"{name} {value:.3f}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylim(-0.02, max(1.02, max(s.get("reward", 0) for s in steps) + 0.02))
+    lengths = [(s["step"], s["mean_length"]) for s in steps if "mean_length" in s]
+    if lengths:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*lengths), color="tab:purple", alpha=0.5, label="completion length")
+        ax2.set_ylabel("mean completion length (tokens)", color="tab:purple")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("medtune GRPO")
+    fig.tight_layout()
+    from medtune.io import atomic_savefig
+
+    return atomic_savefig(fig, path)
