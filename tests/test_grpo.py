@@ -181,8 +181,9 @@ def test_cpu_smoke_recipe_end_to_end(tmp_path):
     assert summary["rewards"]["weights"] == {"answer": 1.0, "format": 0.1}
     for phase in ("baseline", "final"):
         m = json.loads((run / phase / "metrics.json").read_text())
-        assert m["primary"] == "generate" and m["max_new_tokens"] == 12 and m["thinking"] is False
-        assert 0.0 <= m["unparseable_rate"] <= 1.0
+        r = m["results"]["generate"]
+        assert m["primary"] == "generate" and r["max_new_tokens"] == 12 and r["thinking"] is False
+        assert r["unparseable_rate"] == summary[phase]["unparseable_rate"] and 0.0 <= r["unparseable_rate"] <= 1.0
         assert len((run / phase / "predictions.jsonl").read_text().splitlines()) == 4
     compare = json.loads((run / "compare.json").read_text())
     assert compare["rows"][0]["result"] == "generate" and compare["rows"][0]["n"] == 4

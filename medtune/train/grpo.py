@@ -89,7 +89,8 @@ def generation_backend(kind: str, vllm_available: bool, requested: str = "auto")
         if requested == "vllm":
             raise MedtuneError("vLLM is not installed (pip install vllm)", field="grpo.generation_backend")
         return "hf", "HF generate: vLLM is not installed (pip install vllm for faster sampling)"
-    rocm = " (never server mode on ROCm: GRPO + vLLM server hangs on MI300X, see docs/grpo.md)" if kind == "rocm" else ""
+    rocm = (" (never server mode on ROCm: GRPO + vLLM server hangs on MI300X, see docs/grpo.md)"
+            if kind == "rocm" else "")
     return "vllm", f"vLLM in TRL's colocate mode, sharing the training GPU{rocm}"
 
 
@@ -155,6 +156,29 @@ def grpo_config(recipe: Any, out: Any, precision: str, backend: Any, use_vllm: b
     )
 
 
+def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: Any, precision: str, backend: Any,
+                  use_vllm: bool) -> Any:
+    """The GRPO trainer: the answer (and format) rewards, TensorBoard, one terminal line per log."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import TrainerCallback
+    from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    from medtune.train.rewards import reward_functions
+
+    funcs, weights = reward_functions(recipe.grpo.format_reward_weight)
+    args = grpo_config(recipe, run, precision, backend, use_vllm)
+    args.reward_weights = weights
+    hint = ("fp16 overflows easily: use train.precision=bf16 where the GPU supports it."
+            if precision == "fp16" else "Lower train.lr, or check the data for extreme lengths.")
+    log = type("GrpoLog", (TrainerCallback,), {"on_log": staticmethod(_log_line)})()
+    trainer = _trainer_class()(
+        model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
+        callbacks=[TensorBoardCallback(SummaryWriter(str(run.tensorboard))), log], mt_precision_hint=hint)
+    trainer.remove_callback(PrinterCallback)  # the GrpoLog line instead
+    return trainer
+
+
 def _start_model(recipe: Any, ref: Any, backend: Any, g: GrpoArgs) -> Any:
     """The policy: the base model with a fresh LoRA adapter (the method's wrapping), or with the SFT
     adapter of `grpo.from_adapter` loaded trainable."""
@@ -174,29 +198,13 @@ def _start_model(recipe: Any, ref: Any, backend: Any, g: GrpoArgs) -> Any:
                            field="grpo.from_adapter") from None
 
 
-def run_grpo(recipe: Any) -> dict:
-    """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json)."""
-    for key, value in recipe.env.items():  # before the first import of torch (below)
-        os.environ[str(key)] = str(value)
-    require_trl()
+def _prepare_folder(recipe: Any, g: GrpoArgs) -> Any:
+    """Checks, then the run folder with the resolved recipe written first."""
     import yaml
-    from transformers import set_seed
-    from transformers.integrations import TensorBoardCallback
 
-    from medtune.backend import select_backend
     from medtune.config import ConfigError
-    from medtune.eval.compare import compare_runs, format_compare
-    from medtune.eval.run import EvalConfig, evaluate_items, format_table
-    from medtune.io import replace_dir
-    from medtune.manifest import build_manifest
-    from medtune.models import load_tokenizer, merge_for_inference, resolve_model
     from medtune.runfolder import RunFolder
-    from medtune.train import methods
-    from medtune.train.rewards import reward_functions
-    from medtune.train.run import load_train_eval
 
-    t_start = time.perf_counter()
-    g = getattr(recipe, "grpo", None) or GrpoArgs()
     problems = grpo_problems(g, recipe.train.batch_size, recipe.train.grad_accum)
     if problems:
         raise ConfigError("; ".join(f"{k}: {msg}" for k, msg in problems))
@@ -206,6 +214,38 @@ def run_grpo(recipe: Any) -> dict:
                            "output_dir", path=str(run), field="output_dir")
     run.root.mkdir(parents=True, exist_ok=True)
     run.write_text(run.recipe, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    return run
+
+
+def _save_adapter(model: Any, tokenizer: Any, folder: Path) -> None:
+    """The trained adapter alone (not TRL's frozen reference copy), atomically; the copy is then dropped."""
+    from medtune.io import replace_dir
+
+    with replace_dir(folder) as staging:
+        model.save_pretrained(staging, selected_adapters=["default"])
+        tokenizer.save_pretrained(staging)
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
+
+
+def run_grpo(recipe: Any) -> dict:
+    """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json)."""
+    for key, value in recipe.env.items():  # before the first import of torch (below)
+        os.environ[str(key)] = str(value)
+    require_trl()
+    from transformers import set_seed
+
+    from medtune.backend import select_backend
+    from medtune.eval.compare import compare_runs, format_compare
+    from medtune.eval.run import EvalConfig, evaluate_items, format_table
+    from medtune.models import load_tokenizer, merge_for_inference, resolve_model
+    from medtune.train import methods
+    from medtune.train.rewards import plot_grpo, step_log
+    from medtune.train.run import load_train_eval
+
+    t_start = time.perf_counter()
+    g = getattr(recipe, "grpo", None) or GrpoArgs()
+    run = _prepare_folder(recipe, g)
     set_seed(recipe.train.seed)
 
     # --- set up: device, data, tokenizer, policy ------------------------------------------------
@@ -225,7 +265,7 @@ def run_grpo(recipe: Any) -> dict:
                           max_new_tokens=g.eval_max_new_tokens, thinking=g.thinking,
                           progress=sys.stderr.isatty(), distributed=False)
 
-    # --- the starting model, scored by the generative scorer on the held-out questions ----------
+    # --- the starting policy, scored by the generative scorer on the held-out questions ----------
     baseline = None
     if recipe.baseline_eval:
         model.eval()
@@ -233,36 +273,16 @@ def run_grpo(recipe: Any) -> dict:
                                   eval_items, data_report, model=model, tokenizer=tokenizer)
         print(format_table(baseline, "before GRPO:"), flush=True)
 
-    # --- GRPO ---------------------------------------------------------------------------------
-    from torch.utils.tensorboard import SummaryWriter
-    from transformers import TrainerCallback
-
-    funcs, weights = reward_functions(g.format_reward_weight)
-    args = grpo_config(recipe, run, precision, backend, use_vllm=gen == "vllm")
-    args.reward_weights = weights
-    hint = ("fp16 overflows easily: use train.precision=bf16 where the GPU supports it."
-            if precision == "fp16" else "Lower train.lr, or check the data for extreme lengths.")
-    log = type("GrpoLog", (TrainerCallback,), {"on_log": staticmethod(_log_line)})()
-    trainer = _trainer_class()(
-        model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
-        callbacks=[TensorBoardCallback(SummaryWriter(str(run.tensorboard))), log], mt_precision_hint=hint)
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)
+    # --- GRPO, then the adapter saved --------------------------------------------------------------
+    trainer = build_trainer(recipe, run, model, tokenizer, dataset, precision, backend, use_vllm=gen == "vllm")
     trainable, total = methods.trainable_parameters(trainer.model)
     t_train = time.perf_counter()
     result = trainer.train()
     train_s = time.perf_counter() - t_train
-
-    # --- save the adapter (the trained one only, not TRL's frozen reference copy) -----------------
     model = trainer.model
-    with replace_dir(run.adapter) as staging:
-        model.save_pretrained(staging, selected_adapters=["default"])
-        tokenizer.save_pretrained(staging)
-    if "ref" in getattr(model, "peft_config", {}):
-        model.delete_adapter("ref")
+    _save_adapter(model, tokenizer, run.adapter)
 
-    # --- the trained model, scored the same way; the paired comparison ----------------------------
+    # --- the trained policy, scored the same way; the paired comparison ----------------------------
     model.eval()
     merge_for_inference(model)
     final = evaluate_items(dataclasses.replace(eval_cfg, out=str(run.final), adapter=str(run.adapter)),
@@ -274,34 +294,37 @@ def run_grpo(recipe: Any) -> dict:
         print(format_compare(comparison), flush=True)
     steps = step_log(trainer.state.log_history)
     plot_grpo(steps, run.curves, _accuracy(baseline), _accuracy(final))
-    summary = {
-        "method": "grpo", "model": ref.name, "from_adapter": g.from_adapter, "precision": precision,
-        "generation_backend": {"choice": gen, "reason": why}, "thinking": g.thinking,
+    summary = _summary(trainer, result, g, steps, baseline, final, comparison) | {
+        "model": ref.name, "precision": precision, "generation_backend": {"choice": gen, "reason": why},
         "train_prompts": len(dataset), "prompts_too_long": too_long, "eval_questions": len(eval_items),
-        "split": split_info, "steps": result.global_step, "train_loss": result.training_loss,
-        "train_seconds": train_s, "seconds_per_step": train_s / max(1, result.global_step),
-        "trainable_parameters": trainable, "total_parameters": total,
-        "rewards": {"weights": dict(zip([f.__name__ for f in funcs], weights)), **funcs[0].tally.to_dict()},
+        "split": split_info, "train_seconds": train_s, "seconds_per_step": train_s / max(1, result.global_step),
+        "trainable_parameters": trainable, "total_parameters": total, "output": str(run.adapter),
         "eval_regime": {"scorer": "generate", "max_new_tokens": g.eval_max_new_tokens, "thinking": g.thinking,
                         "batch_size": g.eval_batch_size, "dtype": backend.dtype},
-        "baseline": _brief(baseline), "final": _brief(final), "compare": comparison, "log": steps,
-        "output": str(run.adapter), "total_seconds": time.perf_counter() - t_start,
-    }
+        "total_seconds": time.perf_counter() - t_start}
+    _write_summary(run, summary, recipe, backend, precision, data_report, ref)
+    return summary
+
+
+def _summary(trainer: Any, result: Any, g: GrpoArgs, steps: list[dict], baseline: dict | None,
+             final: dict, comparison: dict | None) -> dict:
+    """The training side of metrics.json: steps, rewards and their tallies, before/after, the per-step log."""
+    rewards = trainer.reward_funcs
+    return {"method": "grpo", "from_adapter": g.from_adapter, "thinking": g.thinking, "steps": result.global_step,
+            "train_loss": result.training_loss,
+            "rewards": {"weights": dict(zip([f.__name__ for f in rewards], trainer.args.reward_weights)),
+                        **rewards[0].tally.to_dict()},
+            "baseline": _brief(baseline), "final": _brief(final), "compare": comparison, "log": steps}
+
+
+def _write_summary(run: Any, summary: dict, recipe: Any, backend: Any, precision: str, data_report: Any,
+                   ref: Any) -> None:
+    from medtune.manifest import build_manifest
+
     run.write_json(run.metrics, summary)
     run.write_json(run.manifest, build_manifest(
         recipe=recipe.to_dict(), backend=backend.to_dict(), precision=precision, data=data_report.to_dict(),
         model={"name": ref.name, "path": ref.path, "kind": ref.kind, "note": ref.note}))
-    return summary
-
-
-def step_log(history: list[dict]) -> list[dict]:
-    """Per logging step: reward mean, accuracy on the training prompts, unparseable rate, completion length,
-    the fraction of groups whose rewards are all equal (they teach nothing), KL and loss."""
-    keys = {"reward": "reward", "answer/accuracy": "accuracy", "answer/unparseable_rate": "unparseable_rate",
-            "completions/mean_length": "mean_length", "frac_reward_zero_std": "zero_std_fraction", "kl": "kl",
-            "loss": "loss"}
-    return [{"step": h["step"], **{new: h[old] for old, new in keys.items() if old in h}}
-            for h in history if "reward" in h and "step" in h]
 
 
 def _accuracy(metrics: dict | None) -> float | None:
@@ -312,38 +335,5 @@ def _brief(metrics: dict | None) -> dict | None:
     if metrics is None:
         return None
     r = metrics["results"]["generate"]
-    return {"accuracy": r["accuracy"], "ci95": r["ci95"], "unparseable": metrics.get("unparseable"),
-            "unparseable_rate": metrics.get("unparseable_rate"), "mean_new_tokens": metrics.get("mean_new_tokens")}
-
-
-def plot_grpo(steps: list[dict], path: Path, before: float | None, after: float | None) -> Path | None:
-    """Reward mean, training-prompt accuracy and unparseable rate (left), completion length (right), with
-    the held-out accuracy before and after as lines, as a PNG."""
-    if not steps:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    for key, style in (("reward", "o-"), ("accuracy", "s-"), ("unparseable_rate", "x--")):
-        pts = [(s["step"], s[key]) for s in steps if key in s]
-        if pts:
-            ax.plot(*zip(*pts), style, label=key.replace("_", " ") + (" (training prompts)" if key == "accuracy" else ""))
-    for value, style, name in ((before, "--", "held-out before"), (after, ":", "held-out after")):
-        if value is not None:
-            ax.axhline(value, color="tab:gray", ls=style, label=f"{name} {value:.3f}")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylim(-0.02, max(1.02, max(s.get("reward", 0) for s in steps) + 0.02))
-    lengths = [(s["step"], s["mean_length"]) for s in steps if "mean_length" in s]
-    if lengths:
-        ax2 = ax.twinx()
-        ax2.plot(*zip(*lengths), color="tab:purple", alpha=0.5, label="completion length")
-        ax2.set_ylabel("mean completion length (tokens)", color="tab:purple")
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title("medtune GRPO")
-    fig.tight_layout()
-    from medtune.io import atomic_savefig
-
-    return atomic_savefig(fig, path)
+    keys = ("accuracy", "ci95", "unparseable", "unparseable_rate", "mean_new_tokens", "hit_max_new_tokens")
+    return {k: r.get(k) for k in keys}

@@ -11,12 +11,14 @@ and gets 0. Unparseable completions get 0 and are counted.
 stays small so that a right answer always outweighs a well-formed wrong one.
 
 Both follow TRL's reward-function contract, `f(prompts, completions, **columns) -> list[float]`,
-with the dataset's `answer_index` and `options` columns passed as keyword arguments.
+with the dataset's `answer_index` and `options` columns passed as keyword arguments. `step_log` and
+`plot_grpo` turn the Trainer's log into the per-step reward figures of a run and their plot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from medtune.eval.extract import Extraction, extract_answer
@@ -100,3 +102,47 @@ def reward_functions(format_weight: float) -> tuple[list[Any], list[float]]:
         funcs.append(FormatReward())
         weights.append(float(format_weight))
     return funcs, weights
+
+
+def step_log(history: list[dict]) -> list[dict]:
+    """Per logging step: reward mean, accuracy on the training prompts, unparseable rate, completion length,
+    the fraction of groups whose rewards are all equal (they teach nothing), KL and loss."""
+    keys = {"reward": "reward", "answer/accuracy": "accuracy", "answer/unparseable_rate": "unparseable_rate",
+            "completions/mean_length": "mean_length", "frac_reward_zero_std": "zero_std_fraction", "kl": "kl",
+            "loss": "loss"}
+    return [{"step": h["step"], **{new: h[old] for old, new in keys.items() if old in h}}
+            for h in history if "reward" in h and "step" in h]
+
+
+def plot_grpo(steps: list[dict], path: Path, before: float | None, after: float | None) -> Path | None:
+    """Reward mean, training-prompt accuracy and unparseable rate (left), completion length (right), with
+    the held-out accuracy before and after as lines, as a PNG."""
+    if not steps:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, style in (("reward", "o-"), ("accuracy", "s-"), ("unparseable_rate", "x--")):
+        pts = [(s["step"], s[key]) for s in steps if key in s]
+        if pts:
+            label = key.replace("_", " ") + (" (training prompts)" if key == "accuracy" else "")
+            ax.plot(*zip(*pts), style, label=label)
+    for value, style, name in ((before, "--", "held-out before"), (after, ":", "held-out after")):
+        if value is not None:
+            ax.axhline(value, color="tab:gray", ls=style, label=f"{name} {value:.3f}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylim(-0.02, max(1.02, max(s.get("reward", 0) for s in steps) + 0.02))
+    lengths = [(s["step"], s["mean_length"]) for s in steps if "mean_length" in s]
+    if lengths:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*lengths), color="tab:purple", alpha=0.5, label="completion length")
+        ax2.set_ylabel("mean completion length (tokens)", color="tab:purple")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title("medtune GRPO")
+    fig.tight_layout()
+    from medtune.io import atomic_savefig
+
+    return atomic_savefig(fig, path)
