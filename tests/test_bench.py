@@ -21,11 +21,14 @@ def _recipe(tmp_path, tiny_model_dir, sample_jsonl, **data):
 def test_bench_train_writes_consistent_figures(tmp_path, tiny_model_dir, sample_jsonl):
     out = tmp_path / "train.json"
     recipe = _recipe(tmp_path, tiny_model_dir, sample_jsonl)
+    recipe.write_text(recipe.read_text() + "env:\n  MEDTUNE_BENCH_PROBE: from-the-recipe\n")
     proc = run_cli("bench", "train", str(recipe), "train.packing=true", "--steps", "3", "--warmup", "1",
                    "--out", str(out), "--vs", str(recipe))
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["commit"] and doc["versions"]["torch"] and len(doc["results"]) == 2
+    assert doc["separate_processes"] is True  # each recipe's peak memory and env are its own
+    assert all(r["env"] == {"MEDTUNE_BENCH_PROBE": "from-the-recipe"} for r in doc["results"])
     r = doc["results"][0]
     assert r["kind"] == "train" and r["steps_timed"] == 3 and r["packing"] is True
     assert r["padding_fraction"] == 0.0
@@ -45,6 +48,11 @@ def test_bench_eval_prefix_cache_keeps_every_prediction(tmp_path, tiny_model_dir
     r = json.loads(out.read_text())["results"][0]
     assert r["questions"] == 40 and r["shared_prefix_tokens"] >= 8
     assert r["identical_predictions"] == 40 and r["max_abs_loglik_difference"] < 1e-4
+    assert r["flips_beyond_tolerance"] == 0 and r["tie_tolerance"] == 1e-4  # fp32 on the CPU
+    cached, plain = r["prefix_cache"]["processed_tokens"], r["no_prefix_cache"]["processed_tokens"]
+    # the shared prefix ran once in the cached run; tokens/s counts what ran, the questions' tokens apart
+    assert cached <= plain - 39 * r["shared_prefix_tokens"] and plain <= r["question_tokens"]
+    assert r["prefix_cache"]["tokens_per_s"] == __import__("pytest").approx(cached / r["prefix_cache"]["seconds"])
     assert r["prefix_cache"]["questions_per_s"] > 0 and r["no_prefix_cache"]["questions_per_s"] > 0
     assert "identical predictions 40/40" in proc.stdout
 
@@ -109,3 +117,123 @@ def test_overrides_may_follow_options(tmp_path, tiny_model_dir, sample_jsonl):
     assert proc.stderr.strip().startswith("medtune: error: train.fp8: fp8 training needs an FP8-capable GPU")
     proc = run_cli("bench", "train", recipe, "--steps", "1", "--bogus")
     assert proc.returncode == 2 and proc.stderr.strip().endswith("error: unrecognized arguments: --bogus")
+
+
+SHIPPED_TOKENIZER = __import__("conftest").ROOT / "medtune" / "resources" / "tokenizers" / "qwen2.5"
+
+
+def test_any_folder_with_tokenizer_files_is_a_tokenizer(tmp_path, tiny_tokenizer):
+    import pytest
+
+    from medtune.errors import MedtuneError
+    from medtune.models import resolve_model, resolve_tokenizer
+
+    folder = tmp_path / "tok"
+    tiny_tokenizer.save_pretrained(folder)  # tokenizer files, no config.json
+    assert resolve_tokenizer(str(folder)).path == str(folder)
+    assert resolve_tokenizer("qwen2.5").path == str(SHIPPED_TOKENIZER) == resolve_tokenizer("qwen3").path
+    with pytest.raises(MedtuneError) as err:
+        resolve_model(str(folder))
+    assert str(err.value) == (f"{folder}: --model: this folder has no config.json, so it is not a Hugging Face "
+                              "model folder (it has tokenizer files: pass it as --tokenizer)")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MedtuneError) as err:
+        resolve_tokenizer(str(empty))
+    assert str(err.value) == (f"{empty}: --tokenizer: no tokenizer files here (tokenizer.json, "
+                              "tokenizer_config.json, tokenizer.model, vocab.json, ...)")
+    with pytest.raises(MedtuneError, match=r"not a shipped tokenizer \(qwen2.5, qwen3\).*did you mean 'qwen3'"):
+        resolve_tokenizer("qwen4")
+
+
+def test_the_shipped_tokenizer_has_its_licence_and_fits_the_qwen3_shape():
+    from medtune.bench.common import shape_config
+    from medtune.models import load_tokenizer, resolve_tokenizer
+
+    notice = (SHIPPED_TOKENIZER / "NOTICE.md").read_text()
+    assert "Apache License, Version 2.0" in notice and "Alibaba Cloud" in notice
+    tok = load_tokenizer(resolve_tokenizer(str(SHIPPED_TOKENIZER)))
+    assert tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>"]) == [151643, 151644, 151645]
+    assert len(tok) <= shape_config("qwen3-1.7b").vocab_size == 151936
+    assert tok("Which nerve supplies the deltoid?")["input_ids"] == [23085, 30915, 16720, 279, 96250, 588, 30]
+
+
+def test_qwen3_shape_with_the_shipped_tokenizer_sets_up_offline(monkeypatch):
+    """What `medtune bench train --shape qwen3-1.7b --tokenizer <shipped folder>` does before its first step,
+    with HF_HUB_OFFLINE=1 (conftest) and the 1.7B model built on the meta device (no memory)."""
+    import os
+
+    import torch
+
+    from medtune.bench import common
+    from medtune.train.recipe import load_recipe
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    built = {}
+    original = common.shape_model
+
+    def on_meta(shape, dtype, device="cpu", seed=0, **kw):
+        built.update(shape=shape, dtype=dtype, device=device)
+        return original(shape, dtype, "meta", seed, **kw)
+
+    monkeypatch.setattr(common, "shape_model", on_meta)
+    recipe = load_recipe("qwen3-1.7b-medmcqa-lora", ["data.train=[medmcqa-dev]", "data.eval=[]",
+                                                     "train.precision=fp32"])
+    s = common.setup(recipe, "qwen3-1.7b", str(SHIPPED_TOKENIZER), "cpu", for_training=True)
+    assert built == {"shape": "qwen3-1.7b", "dtype": torch.float32, "device": "cpu"}
+    assert s["model"].config.num_hidden_layers == 28 and s["tokenizer_name"] == str(SHIPPED_TOKENIZER)
+    assert s["template"] == "chat" and s["model_name"] == "qwen3-1.7b shape, random weights"
+
+
+def test_peak_rate_is_the_best_of_several_products_and_cached():
+    import torch
+
+    from medtune.bench import common
+
+    rate = common.matmul_rate("cpu", torch.float32, n=256, repeats=2)
+    assert rate > 0 and common.matmul_rate("cpu", torch.float32, n=256, repeats=2) == rate  # measured once
+    assert common.fp8_matmul_rate("cpu") is None
+    assert common.peak_rate("cpu", "fp32", fp8=True)[1].startswith("float32 matmul")
+
+
+def test_agreement_counts_flips_only_beyond_the_tie_tolerance():
+    from medtune.bench.common import TIE_TOLERANCE, agreement
+
+    ref = [[-1.0, -1.05, -3.0], [-2.0, -1.0, -1.5], [-0.5, -0.9, -2.0]]
+    oth = [[-1.06, -1.04, -3.0], [-2.0, -1.0, -1.5], [-0.9, -0.5, -2.0]]  # a near-tie flips, a clear one too
+    a = agreement(ref, oth, TIE_TOLERANCE["bfloat16"])
+    assert (a["identical"], a["flips_beyond_tolerance"]) == (1, 1)
+    assert a["agreement_with_tolerance"] == 2 / 3 and round(a["max_abs_loglik_difference"], 6) == 0.4
+    assert agreement(ref, oth, 0.5)["flips_beyond_tolerance"] == 0
+
+
+def test_parity_without_a_gpu_compares_the_cpu_with_itself(sample_jsonl, tiny_model_dir, tmp_path):
+    import json
+
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    shape = tmp_path / "shape"
+    shape.mkdir()
+    (shape / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "parity.json"
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "medtune.bench.parity", "--shape", str(shape), "--layers", "0",
+                           "--tokenizer", str(tiny_model_dir), "--data", str(sample_jsonl), "--limit", "12",
+                           "--batch-size", "4", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())["results"][0]
+    assert r["what"].startswith("no GPU here: CPU fp32 (batch 4, prefix cache) against CPU fp32 and bf16 (batch 2")
+    assert r["questions"] == 12 and set(r["comparisons"]) == {"float32", "bfloat16"}
+    f32 = r["comparisons"]["float32"]
+    assert f32["identical"] == 12 and f32["met"] and f32["max_abs_loglik_difference"] < 1e-4
+    assert "float32   identical 12/12" in proc.stdout
+
+
+def test_bench_parity_takes_no_recipe():
+    from conftest import run_cli
+
+    proc = run_cli("bench", "parity", "demo-cpu")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("medtune: error: bench parity: parity takes no recipe: it scores a seeded random "
+                                   "model (--shape, --layers)")

@@ -133,3 +133,59 @@ def test_bench_needs_nothing_optional(blocked, tiny_model_dir, sample_jsonl, tmp
     proc = run_cli("bench", "eval", str(recipe), "--no-compare", "--out", str(out), env=blocked)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(out.read_text())["versions"]["datasets"] is None  # the blocker hid it from metadata too
+
+
+def _project() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_torch_is_a_range_that_keeps_vendor_builds():
+    from packaging.requirements import Requirement
+
+    torch = next(Requirement(d) for d in _project()["dependencies"] if d.startswith("torch"))
+    for version in ("2.6.0", "2.7.1+rocm6.4", "2.11.0+cu130", "2.13.0", "2.13.0+cpu"):
+        assert torch.specifier.contains(version), version
+    assert not torch.specifier.contains("2.5.1")
+    core = {Requirement(d).name for d in _project()["dependencies"]}
+    assert core == {"torch", "transformers", "peft", "accelerate", "safetensors", "huggingface_hub", "numpy",
+                    "pyyaml", "tqdm"}
+
+
+def test_every_optional_module_has_its_extra_and_test_installs_them_all():
+    from packaging.requirements import Requirement
+
+    from medtune.backend import EXTRAS
+
+    extras = _project()["optional-dependencies"]
+    for module, extra in EXTRAS.items():
+        names = {Requirement(d).name.replace("-", "_") for d in extras[extra]}
+        assert module in names, (module, extra)
+    assert set(OPTIONAL) <= set(EXTRAS)
+    assert "medtune[all]" in extras["test"] and set(extras) - {"all", "test"} <= set(
+        extras["all"][0].split("[")[1].rstrip("]").split(","))
+
+
+def test_offline_install_route_builds_without_an_index(tmp_path):
+    """`pip install --no-deps --no-build-isolation -e .` needs no network: the same build, as a wheel, with
+    the index switched off; the wheel carries the shipped tokenizer, shapes and data."""
+    import subprocess
+    import zipfile
+
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
+    src = tmp_path / "src"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(tmp_path / "src.tar"), "HEAD"],
+                   check=True, timeout=120)
+    src.mkdir()
+    subprocess.run(["tar", "-xf", str(tmp_path / "src.tar"), "-C", str(src)], check=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                           "-w", str(tmp_path / "wheels"), str(src)], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    wheel = next((tmp_path / "wheels").glob("medtune-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in ("medtune/resources/tokenizers/qwen2.5/tokenizer.json", "medtune/resources/tokenizers/qwen2.5/NOTICE.md",
+                 "medtune/resources/shapes/qwen3-1.7b/config.json", "medtune/resources/data/medmcqa_dev.jsonl",
+                 "medtune/configs/qwen3-1.7b-medmcqa-lora.yaml", "medtune/bench/parity.py"):
+        assert path in names, path

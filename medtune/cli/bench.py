@@ -1,4 +1,4 @@
-"""`medtune bench train|eval RECIPE [key=value ...]`."""
+"""`medtune bench train|eval RECIPE [key=value ...]` and `medtune bench parity`."""
 
 from __future__ import annotations
 
@@ -8,18 +8,28 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """What to time, on which model, and where the JSON goes."""
-    p.add_argument("kind", choices=["train", "eval"])
+    p.add_argument("kind", choices=["train", "eval", "parity"],
+                   help="train: a training step; eval: the eval scorer; parity: a seeded random model's letters "
+                        "on the CPU and the GPU, fp32 and bf16 (no recipe)")
     p.add_argument("recipe", nargs="?", help="a YAML recipe or shipped recipe name; omitted: the defaults")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted recipe overrides")
-    p.add_argument("--shape", help="build this architecture with random weights instead (e.g. qwen3-1.7b)")
-    p.add_argument("--tokenizer", help="tokenizer folder or Hub id (default: the recipe's model)")
-    p.add_argument("--vs", metavar="RECIPE", help="also run this recipe in the same process and print the ratio")
+    p.add_argument("--shape", help="build this architecture with random weights instead: a shipped shape "
+                                   "(qwen3-1.7b) or a folder with config.json (parity: default qwen3-1.7b)")
+    p.add_argument("--tokenizer", help="a shipped tokenizer (qwen2.5, qwen3), any folder with tokenizer files, or "
+                                       "a Hub id (default: the recipe's model; parity: qwen2.5)")
+    p.add_argument("--vs", metavar="RECIPE", help="also run this recipe, each in its own process (its env and "
+                                                  "peak memory its own), and print the ratio")
     p.add_argument("--steps", type=int, default=20, help="train: timed optimizer steps")
     p.add_argument("--warmup", type=int, default=5, help="train: untimed steps first")
     p.add_argument("--compile", action="store_true", help="train: torch.compile the model")
-    p.add_argument("--limit", type=int, help="eval: only the first N questions")
-    p.add_argument("--data", nargs="+", help="eval: these sources instead of the recipe's")
-    p.add_argument("--batch-size", type=int, help="eval: questions per forward pass (of median length)")
+    p.add_argument("--limit", type=int, help="eval, parity: only the first N questions (parity: default 200)")
+    p.add_argument("--layers", type=int, default=4, help="parity: keep this many of the shape's layers (0: all); "
+                                                         "the CPU side is the slow one")
+    p.add_argument("--seed", type=int, default=0, help="parity: the random weights' seed")
+    p.add_argument("--data", nargs="+", help="eval: these sources instead of the recipe's (parity: one source, "
+                                             "default medmcqa-dev)")
+    p.add_argument("--batch-size", type=int, help="eval, parity: questions per forward pass (of median length; "
+                                                  "parity: default 16)")
     p.add_argument("--scorer", choices=["letter", "cloze"], help="eval: default the recipe's eval scorer")
     p.add_argument("--no-compare", action="store_true", help="eval: skip the run without the prefix cache")
     p.add_argument("--reference", metavar="EVAL", help="eval: count predictions equal to this recorded eval's "
@@ -30,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run the bench and write its JSON."""
+    if args.kind == "parity":
+        return _parity(args)
     from medtune.bench import run_bench
 
     common = {"shape": args.shape, "tokenizer": args.tokenizer, "device": args.device}
@@ -42,3 +54,18 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or f"benchmarks/results/bench-{args.kind}-{stem}{'-' + args.shape if args.shape else ''}.json"
     run_bench(args.kind, args.recipe, args.overrides, out=out, vs=args.vs, **common, **extra)
     return 0
+
+
+def _parity(args: argparse.Namespace) -> int:
+    """`medtune bench parity`: exit 1 when a target is missed."""
+    from medtune.bench import parity
+    from medtune.errors import MedtuneError
+
+    if args.recipe or args.overrides or args.vs:
+        raise MedtuneError("parity takes no recipe: it scores a seeded random model (--shape, --layers)",
+                           field="bench parity")
+    ns = argparse.Namespace(shape=args.shape or "qwen3-1.7b", layers=args.layers, tokenizer=args.tokenizer or "qwen2.5",
+                            data=(args.data or ["medmcqa-dev"])[0], limit=200 if args.limit is None else args.limit,
+                            batch_size=args.batch_size or 16, device=args.device, seed=args.seed,
+                            out=args.out or "benchmarks/results/bench-parity.json")
+    return parity.main(ns)

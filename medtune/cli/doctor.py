@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="exit 1 unless this device can be used (cpu, cuda, cuda:N, mps)")
     p.add_argument("--dtype", help="the dtype you plan to use, for advice (float16, bfloat16, float32)")
     p.add_argument("--method", help="the training method you plan to use, for advice (e.g. qlora)")
+    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=None,
+                   help="whether you train with train.packing (TunableOp advice depends on it)")
+    p.add_argument("--fp8", action="store_true", help="you plan train.fp8: say whether this GPU has FP8 matrix cores")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -23,7 +26,7 @@ def main(args: argparse.Namespace) -> int:
 
     report = detect()
     report["torch_imported_before_medtune_env"] = args.torch_imported_early
-    tips = advice(report, requested_dtype=args.dtype, method=args.method,
+    tips = advice(report, requested_dtype=args.dtype, method=args.method, packing=args.packing, fp8=args.fp8,
                   torch_imported_early=args.torch_imported_early and bool(args.devices or args.gfx_override))
     problem = None
     try:
