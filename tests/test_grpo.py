@@ -194,3 +194,11 @@ def test_cpu_smoke_recipe_end_to_end(tmp_path):
     base = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m-instruct").path)
     model = PeftModel.from_pretrained(base, str(run / "adapter"))
     assert list(model.peft_config) == ["default"]
+
+
+@pytest.mark.parametrize("path", [SMOKE, GPU_RECIPE])
+def test_shipped_grpo_recipes_load_and_pass_the_checks(path):
+    recipe = load(path, [])
+    assert recipe.method == "grpo"
+    assert grpo_problems(recipe.grpo, recipe.train.batch_size, recipe.train.grad_accum) == []
+    assert path.read_text().startswith(f"# medtune train configs/{path.name}")
