@@ -155,3 +155,20 @@ def test_vllm_backend_is_optional_and_says_so(tiny):
     with pytest.raises(MedtuneError, match=r"^--generate-backend: vLLM is not installed \(pip install vllm\); "
                                            r"the default backend is hf$"):
         G.generate_answers(model, tok, _items(1), backend="vllm")
+
+
+@pytest.mark.parametrize("prompt_end, text, reasoning, index, how", [
+    # the template opened the think block in the prompt (DeepSeek-R1 style): the text starts inside it
+    ("<|im_start|>assistant\n<think>\n", "deltoid: axillary, so B\n</think>\n\nAnswer: B", "deltoid: axillary, so B",
+     1, "answer-line"),
+    ("<|im_start|>assistant\n<think>\n", "deltoid: axillary, so Answer: B", "deltoid: axillary, so Answer: B",
+     None, "none"),  # cut off while thinking: the answer inside the reasoning does not count
+    ("<|im_start|>assistant\n", "Answer: B", "", 1, "answer-line"),
+    ("<|im_start|>assistant\n<think>\n\n</think>\n\n", "Answer: A", "", 0, "answer-line"),  # thinking off
+])
+def test_reading_a_reply_strips_the_reasoning(tiny_tokenizer, prompt_end, text, reasoning, index, how):
+    item = MCQItem(id="d", question="Deltoid?", options=("Radial nerve", "Axillary nerve"), answer_index=1)
+    ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    got = G._read(tiny_tokenizer, item, "<|im_start|>user\nDeltoid?<|im_end|>\n" + prompt_end, ids)
+    assert got.text == text and got.n_new_tokens == len(ids)
+    assert (got.reasoning, got.index, got.how) == (reasoning, index, how)
