@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from medtune.data import formats as F
+from medtune.data.fastrows import FAST
 from medtune.data.readers import READERS, Row, RowError, hf_spec, open_hf, read_hf
 from medtune.data.schema import MCQItem
 from medtune.data.validate import check_draft, rebase
@@ -88,7 +89,7 @@ def load_file(path: str, options: Any, report: Any, seen: dict[str, tuple[str, i
     fmt, rows = _detect(rows, options.format, path)
     info.format = fmt
     ctx = _context(path, fmt, options)
-    converter, fast, source = F.FORMATS[fmt], F.FAST.get(fmt), _source_name(fmt, ctx)
+    converter, fast, source = F.FORMATS[fmt], FAST.get(fmt), _source_name(fmt, ctx)
     prefix = f"mmlu-{ctx['subject']}" if ctx.get("subject") else fmt
     sink = _Sink(path, options, report, info)
     out: list[MCQItem] = []

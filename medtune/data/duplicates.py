@@ -65,7 +65,8 @@ def contaminated(train: Sequence[MCQItem], eval_items: Sequence[MCQItem], thresh
     del both
     rep = groups.rep
     first_train = np.full(len(groups.sizes), -1, dtype=np.int64)
-    first_train[rep[:n][::-1]] = np.arange(n)[::-1]
+    groups_with_train, first_index = np.unique(rep[:n], return_index=True)
+    first_train[groups_with_train] = first_index
     exact = first_train[rep[n:]] >= 0
     best: dict[int, tuple[int, float]] = {}        # group -> (a near group holding train, similarity)
     for (g, h), s in zip(pairs.tolist(), sims.tolist()):

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medtune.data.readers import RowError
-from medtune.data.schema import LETTERS, MCQItem
+from medtune.data.schema import LETTERS
 
 
 @dataclass
@@ -240,58 +239,6 @@ def generic(rec: Any, line: int, ctx: dict) -> Draft:
 Converter = Callable[[Any, int, dict], Draft]
 
 
-def _clean(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = (value if type(value) is str else str(value)).strip()
-    return text or None
-
-
-def _label(value: Any) -> str | None:
-    text = _clean(value)
-    return None if text is None else sys.intern(text)
-
-
-def medmcqa_fast(rec: Any, source: str) -> tuple[MCQItem, str | None] | None:
-    """A well-formed MedMCQA row straight to a record (answer still raw: its base is per file);
-    None for anything unusual, which then takes the checked path and its exact messages."""
-    try:
-        i, q, a, b, c, d = rec["id"], rec["question"], rec["opa"], rec["opb"], rec["opc"], rec["opd"]
-        cop = rec["cop"]
-    except (KeyError, TypeError):
-        return None
-    if type(cop) is not int or not 0 <= cop <= 4 or not (type(i) is type(q) is type(a) is type(b) is type(c)
-                                                          is type(d) is str):
-        return None
-    i, q, opts = i.strip(), q.strip(), (a.strip(), b.strip(), c.strip(), d.strip())
-    if not (i and q and all(opts)):
-        return None
-    ct = rec.get("choice_type")
-    return MCQItem(id=i, question=q, options=opts, answer_index=cop, subject=_label(rec.get("subject_name")),
-                   topic=_label(rec.get("topic_name")), explanation=_clean(rec.get("exp") or None),
-                   source=source, meta={"choice_type": ct} if ct else {}), "cop"
-
-
-def medtune_fast(rec: Any, source: str) -> tuple[MCQItem, str | None] | None:
-    """A well-formed row of medtune's own format straight to a record; None for anything unusual."""
-    try:
-        i, q, opts, ans = rec["id"], rec["question"], rec["options"], rec["answer_index"]
-    except (KeyError, TypeError):
-        return None
-    if (type(i) is not str or type(q) is not str or type(opts) is not list or type(ans) is not int
-            or not 2 <= len(opts) <= 10 or not 0 <= ans < len(opts) or not all(type(o) is str for o in opts)):
-        return None
-    i, q, opts = i.strip(), q.strip(), tuple(o.strip() for o in opts)
-    meta = rec.get("meta") or {}
-    if not (i and q and all(opts)) or type(meta) is not dict:
-        return None
-    return MCQItem(id=i, question=q, options=opts, answer_index=ans, subject=_label(rec.get("subject")),
-                   topic=_label(rec.get("topic")), explanation=_clean(rec.get("explanation")),
-                   context=_clean(rec.get("context")), source=source, split=_clean(rec.get("split")),
-                   meta=meta), None
-
-
-FAST = {"medmcqa": medmcqa_fast, "medtune": medtune_fast}
 
 FORMATS: dict[str, Converter] = {
     "medmcqa": medmcqa, "medqa": medqa, "pubmedqa": pubmedqa, "mmlu": mmlu,

@@ -153,25 +153,16 @@ class Groups:
     """Texts grouped by exact equality of their word sequence: `rep[i]` is the group of text i."""
 
     def __init__(self, tok: np.ndarray, n_tok: np.ndarray) -> None:
-        n = len(n_tok)
-        pos = np.arange(len(tok), dtype=np.uint64) - np.repeat(np.cumsum(n_tok) - n_tok, n_tok).astype(np.uint64)
-        starts = np.concatenate([[0], np.cumsum(n_tok)[:-1]]).astype(np.int64)
-        fp = np.zeros((n, 2), dtype=np.uint64)       # two order-sensitive 64-bit sums per text
-        nonempty = n_tok > 0
-        with np.errstate(over="ignore"):
-            for col, salt in enumerate(_K[:2]):
-                h = _mix(tok ^ _mix(pos * salt + salt))
-                fp[nonempty, col] = np.add.reduceat(h, starts[nonempty])
-        fp[:, 1] ^= n_tok.astype(np.uint64)
-        _, first, rep = np.unique(fp[:, 0], return_index=True, return_inverse=True)
-        if not (fp[first[rep.ravel()], 1] == fp[:, 1]).all():   # the first sums agree, the second not
-            _, first, rep = np.unique(fp, axis=0, return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")       # groups numbered by first appearance
-        renum = np.empty_like(order)
-        renum[order] = np.arange(len(order))
-        self.rep = renum[rep.ravel()]
-        self.first = first[order]                      # the first text of each group
-        self.sizes = np.bincount(self.rep, minlength=len(order))
+        ends = np.cumsum(n_tok).tolist()
+        first: dict[bytes, int] = {}
+        rep, start = [], 0
+        for end in ends:
+            rep.append(first.setdefault(tok[start:end].tobytes(), len(first)))
+            start = end
+        del first
+        self.rep = np.array(rep, dtype=np.int64)
+        self.sizes = np.bincount(self.rep, minlength=int(self.rep.max()) + 1 if len(rep) else 0)
+        self.first = np.unique(self.rep, return_index=True)[1]       # the first text of each group
 
     def subset(self, tok: np.ndarray, n_tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The tokens of one text per group (the first), in group order."""
@@ -184,14 +175,16 @@ class _Sets:
     """Each text's distinct trigrams as ranks (0 = the rarest trigram overall), ascending."""
 
     def __init__(self, sh: Shingles) -> None:
-        n = len(sh)
-        order = np.argsort(sh.flat)
-        sorted_h = sh.flat[order]
+        """Built from `sh`, whose hash array it takes over (`sh.flat` is None afterwards)."""
+        n, flat, sh.flat = len(sh), sh.flat, None
+        order = np.argsort(flat)
+        sorted_h = flat[order]
+        del flat
         new = np.empty(len(sorted_h), dtype=bool)
         new[:1] = True
         np.not_equal(sorted_h[1:], sorted_h[:-1], out=new[1:])
         del sorted_h
-        uid = np.cumsum(new, dtype=np.int64) - 1          # distinct trigram id, in hash order
+        uid = np.cumsum(new, dtype=np.int32) - 1          # distinct trigram id, in hash order
         df = np.bincount(uid)
         rank = np.empty(len(df), dtype=np.uint64)
         rank[np.argsort(df, kind="stable")] = np.arange(len(df), dtype=np.uint64)  # rarest first
@@ -276,6 +269,9 @@ def group_pairs(tokens: tuple[np.ndarray, np.ndarray], threshold: float = NEAR_T
 
         def keep(i: np.ndarray, j: np.ndarray) -> np.ndarray:
             return ((gside[i] & 1) & (gside[j] >> 1)) | ((gside[i] >> 1) & (gside[j] & 1)) > 0
-    sets = _Sets(Shingles(*groups.subset(*tokens)))
+    sh = Shingles(*groups.subset(*tokens))
+    del tokens
+    sets = _Sets(sh)
+    del sh
     pairs, sims = verify(candidate_pairs(sets, threshold, keep), sets, threshold)
     return groups, pairs, sims
