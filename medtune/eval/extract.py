@@ -4,7 +4,8 @@ Read after the reasoning (`split_thinking` strips a `<think>` block, closed or n
 the first tier that finds anything decides, and within a tier the LAST match wins:
 
 1. statements: "Answer: X", "the (correct|final) answer is (X)", `\\boxed{X}`, "I'll go with X",
-   "option X is correct"; X is a letter or an option's text ("the answer is axillary nerve").
+   "option X is correct", "B is the correct answer."; X is a letter or an option's text ("the answer
+   is axillary nerve").
 2. a line that starts with a letter: "B", "(b).", "**C**", "Option B", "D. Hypothyroidism"; when such
    lines name different letters (options restated, "A. ...\nB. ...\nC. ...") nothing was chosen: None.
 3. the option's text without its letter, as the last line of the reply.
@@ -36,6 +37,9 @@ _CUE = re.compile(
 _BOXED = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
 _OPTION_IS = re.compile(r"\b(?:option|choice)\s*\(?([A-Ja-j])\)?\s+is\s+(?:the\s+)?(?:correct|right|best)\b"
                         r"|\(([A-J])\)\s+is\s+(?:the\s+)?(?:correct|right|best)\b", re.IGNORECASE)
+# "B is the correct answer." — a capital letter opening a line or sentence
+_LETTER_IS = re.compile(r"(?:^|(?<=[.!?:]\s))[(*_\s]*([A-J])[)*_]*\s+is\s+(?:the\s+)?(?:correct|right|best)\b",
+                        re.MULTILINE)
 # leading words and marks between a cue and its answer: "is: **Option (B)**", "would likely be the letter C"
 _LEAD = re.compile(r"^(?:[\s*_:=\-–—>\"'`#]|\\text\{|\\textbf\{|\\mathrm\{"
                    r"|(?:likely|probably|definitely|clearly|therefore|then|thus|indeed|most\s+likely|"
@@ -127,8 +131,8 @@ def _statements(answer: str, options: Sequence[str]) -> list[tuple[int, int, str
         index, _ = _parse_content(m.group(1), options)
         if index is not None:
             found.append((m.start(), index, "boxed"))
-    for m in _OPTION_IS.finditer(answer):
-        index = LETTERS.index((m.group(1) or m.group(2)).upper())
+    for m in [*_OPTION_IS.finditer(answer), *_LETTER_IS.finditer(answer)]:
+        index = LETTERS.index(next(g for g in m.groups() if g).upper())
         if index < len(options):
             found.append((m.start(), index, "option-letter"))
     return sorted(found)
