@@ -110,16 +110,16 @@ def format_parity(r: dict) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The model shape, questions and device of a parity run."""
-    p.add_argument("--shape", default="qwen3-1.7b", help="shipped shape or a folder with config.json")
-    p.add_argument("--layers", type=int, default=4, help="keep this many layers (0: all); the CPU side is the "
-                                                         "slow one")
-    p.add_argument("--tokenizer", default="qwen2.5", help="shipped tokenizer name or a tokenizer folder")
-    p.add_argument("--data", default="medmcqa-dev", help="questions to score (a file or a built-in name)")
-    p.add_argument("--limit", type=int, default=200, help="score the first N questions (0: all)")
-    p.add_argument("--batch-size", type=int, default=16)
+    """The model shape, questions and device of a parity run (defaults: `run_parity`'s)."""
+    p.add_argument("--shape", help="shipped shape or a folder with config.json (default qwen3-1.7b)")
+    p.add_argument("--layers", type=int, help="keep this many layers (default 4; 0: all); the CPU side is the "
+                                              "slow one")
+    p.add_argument("--tokenizer", help="shipped tokenizer name or a tokenizer folder (default qwen2.5)")
+    p.add_argument("--data", help="questions to score, a file or a built-in name (default medmcqa-dev)")
+    p.add_argument("--limit", type=int, help="score the first N questions (default 200; 0: all)")
+    p.add_argument("--batch-size", type=int, help="questions per pass (default 16)")
     p.add_argument("--device", help="the device compared with the CPU (default: the first GPU, else the CPU)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="the random weights' seed (default 0)")
     p.add_argument("--out", help="write the result as JSON here")
 
 
@@ -128,8 +128,13 @@ def main(args: argparse.Namespace) -> int:
     from medtune.io import atomic_write_json
     from medtune.manifest import git_commit, package_versions
 
-    r = run_parity(shape=args.shape, layers=args.layers or None, tokenizer=args.tokenizer, data=args.data,
-                   limit=args.limit or None, batch_size=args.batch_size, device=args.device, seed=args.seed)
+    given = {k: getattr(args, k, None) for k in ("shape", "layers", "tokenizer", "data", "limit", "batch_size",
+                                                 "device", "seed")}
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    for k in ("layers", "limit"):  # 0: all
+        if kwargs.get(k) == 0:
+            kwargs[k] = None
+    r = run_parity(**kwargs)
     print(format_parity(r))
     if args.out:
         atomic_write_json(args.out, {"what": "medtune bench parity", "command": " ".join(sys.argv),

@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=5, help="train: untimed steps first")
     p.add_argument("--compile", action="store_true", help="train: torch.compile the model")
     p.add_argument("--limit", type=int, help="eval, parity: only the first N questions (parity: default 200)")
-    p.add_argument("--layers", type=int, default=4, help="parity: keep this many of the shape's layers (0: all); "
-                                                         "the CPU side is the slow one")
-    p.add_argument("--seed", type=int, default=0, help="parity: the random weights' seed")
+    p.add_argument("--layers", type=int, help="parity: keep this many of the shape's layers (default 4; 0: all); "
+                                              "the CPU side is the slow one")
+    p.add_argument("--seed", type=int, help="parity: the random weights' seed (default 0)")
     p.add_argument("--data", nargs="+", help="eval: these sources instead of the recipe's (parity: one source, "
                                              "default medmcqa-dev)")
     p.add_argument("--batch-size", type=int, help="eval, parity: questions per forward pass (of median length; "
@@ -64,8 +64,7 @@ def _parity(args: argparse.Namespace) -> int:
     if args.recipe or args.overrides or args.vs:
         raise MedtuneError("parity takes no recipe: it scores a seeded random model (--shape, --layers)",
                            field="bench parity")
-    ns = argparse.Namespace(shape=args.shape or "qwen3-1.7b", layers=args.layers, tokenizer=args.tokenizer or "qwen2.5",
-                            data=(args.data or ["medmcqa-dev"])[0], limit=200 if args.limit is None else args.limit,
-                            batch_size=args.batch_size or 16, device=args.device, seed=args.seed,
-                            out=args.out or "benchmarks/results/bench-parity.json")
+    ns = argparse.Namespace(shape=args.shape, layers=args.layers, tokenizer=args.tokenizer,
+                            data=args.data[0] if args.data else None, limit=args.limit, batch_size=args.batch_size,
+                            device=args.device, seed=args.seed, out=args.out or "benchmarks/results/bench-parity.json")
     return parity.main(ns)
