@@ -8,13 +8,15 @@ the first tier that finds anything decides, and within a tier the LAST match win
    is axillary nerve").
 2. a line that starts with a letter: "B", "(b).", "**C**", "Option B", "D. Hypothyroidism"; when such
    lines name different letters (options restated, "A. ...\nB. ...\nC. ...") nothing was chosen: None.
-3. the option's text without its letter, as the last line of the reply.
+3. the option's text without its letter: the last line that is an option's text, else the one option
+   whose text (6+ characters) the last line contains ("The most likely diagnosis is Cushing syndrome.").
 
 Case, markdown and punctuation are tolerated; a letter beyond the number of options is not an answer.
 Never a default letter: whatever is unclear gives None. Guards against reward hacking (a scorer that
 rewards any letter found would teach a model to list them all): a final statement that hedges
 ("A or B", "either B or C", "between A and B") gives None, and answers that name every option
-("A. ...\\nB. ...\\nC. ...\\nD. ..." or "Answer: A ... Answer: D") give None.
+("A. ...\\nB. ...\\nC. ...\\nD. ...", "Answer: A ... Answer: D", and without a statement any text in
+which every letter stands alone) give None.
 """
 
 from __future__ import annotations
