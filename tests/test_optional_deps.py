@@ -148,6 +148,8 @@ def test_torch_is_a_range_that_keeps_vendor_builds():
     for version in ("2.6.0", "2.7.1+rocm6.4", "2.11.0+cu130", "2.13.0", "2.13.0+cpu"):
         assert torch.specifier.contains(version), version
     assert not torch.specifier.contains("2.5.1")
+    # capped at the newest torch CI runs: a fresh install must not pick a newer, multi-GB CUDA build
+    assert not torch.specifier.contains("2.14.1") and torch.specifier.contains("2.13.1")
     core = {Requirement(d).name for d in _project()["dependencies"]}
     assert core == {"torch", "transformers", "peft", "accelerate", "safetensors", "huggingface_hub", "numpy",
                     "pyyaml", "tqdm"}
