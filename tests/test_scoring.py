@@ -166,7 +166,7 @@ def test_passes_hold_a_budget_of_tokens_not_a_fixed_count():
 
 
 def test_target_gather_equals_full_log_softmax():
-    """The cloze/letter scorers gather log p(target) as logit - logsumexp, per distinct position, in chunks:
+    """The cloze/letter scorers gather log p(target) per distinct position, in chunks of positions:
     the same numbers as a float32 log-softmax over [rows, positions, vocab] indexed at the targets."""
     from medtune.eval.batch import _target_logprobs
 

@@ -1,6 +1,7 @@
 """One batch of scoring requests through the model: left-padded contexts (continuing a shared prefix's
 KV cache when there is one), then the rest of multi-token continuations on a copy of that cache.
-Log-probabilities are gathered at the target tokens only and reach the host once per batch."""
+Log-probabilities are gathered at the target tokens only (a float32 log-softmax per distinct position,
+in chunks) and reach the host once per batch."""
 
 from __future__ import annotations
 
@@ -51,22 +52,24 @@ def expand_cache(cache: Any, n: int) -> Any:
 
 def _target_logprobs(logits: Any, rows: list[int], cols: list[int], toks: list[int],
                      chunk_elems: int = 1 << 24) -> Any:
-    """log p(toks[k]) at logits[rows[k], cols[k]]: the target's logit minus the logsumexp over the
-    vocabulary, computed once per distinct position in float32 chunks of at most `chunk_elems` values
-    (no [rows, positions, vocab] float32 log-softmax is ever materialised). Stays on the device."""
+    """log p(toks[k]) at logits[rows[k], cols[k]], gathered at the targets only: a float32 log-softmax of
+    each distinct position, in chunks of at most `chunk_elems` values, never of [rows, positions, vocab]
+    at once (the same per-row operation as before, so the same numbers). Stays on the device."""
     import torch
 
     dev = logits.device
     pairs: dict[tuple[int, int], int] = {}
-    which = [pairs.setdefault((r, c), len(pairs)) for r, c in zip(rows, cols)]
+    which = torch.tensor([pairs.setdefault((r, c), len(pairs)) for r, c in zip(rows, cols)], device=dev)
+    target = torch.tensor(toks, device=dev)
     pr = torch.tensor([r for r, _ in pairs], device=dev)
     pc = torch.tensor([c for _, c in pairs], device=dev)
     step = max(1, chunk_elems // logits.shape[-1])
-    lse = torch.cat([torch.logsumexp(logits[pr[i:i + step], pc[i:i + step]].float(), dim=-1)
-                     for i in range(0, len(pairs), step)])
-    picked = logits[torch.tensor(rows, device=dev), torch.tensor(cols, device=dev),
-                    torch.tensor(toks, device=dev)].float()
-    return picked - lse[torch.tensor(which, device=dev)]
+    out = torch.empty(len(toks), dtype=torch.float32, device=dev)
+    for i in range(0, len(pairs), step):
+        logp = torch.log_softmax(logits[pr[i:i + step], pc[i:i + step]].float(), dim=-1)
+        mine = (which >= i) & (which < i + step)
+        out[mine] = logp[which[mine] - i, target[mine]]
+    return out
 
 
 def score_batch(model: Any, batch: list[Request], max_length: int | None, pad_id: int,
