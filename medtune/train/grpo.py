@@ -179,14 +179,11 @@ def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: An
     return trainer
 
 
-def _start_model(recipe: Any, ref: Any, backend: Any, g: GrpoArgs) -> Any:
-    """The policy: the base model with a fresh LoRA adapter (the method's wrapping), or with the SFT
-    adapter of `grpo.from_adapter` loaded trainable."""
-    from medtune.models import load_causal_lm
+def start_policy(model: Any, recipe: Any, g: GrpoArgs) -> Any:
+    """The policy to train: the loaded base with a fresh LoRA adapter (the method's wrapping), or with the
+    SFT adapter of `grpo.from_adapter` loaded trainable."""
     from medtune.train import methods
 
-    model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
-                           attn_implementation=recipe.model.attn_implementation)
     if not g.from_adapter:
         return methods.adapt(model, recipe)
     from peft import PeftModel
@@ -198,26 +195,7 @@ def _start_model(recipe: Any, ref: Any, backend: Any, g: GrpoArgs) -> Any:
                            field="grpo.from_adapter") from None
 
 
-def _prepare_folder(recipe: Any, g: GrpoArgs) -> Any:
-    """Checks, then the run folder with the resolved recipe written first."""
-    import yaml
-
-    from medtune.config import ConfigError
-    from medtune.runfolder import RunFolder
-
-    problems = grpo_problems(g, recipe.train.batch_size, recipe.train.grad_accum)
-    if problems:
-        raise ConfigError("; ".join(f"{k}: {msg}" for k, msg in problems))
-    run = RunFolder(recipe.output_dir)
-    if run.has_checkpoints():
-        raise MedtuneError("this run folder already has checkpoints (GRPO runs do not resume); choose another "
-                           "output_dir", path=str(run), field="output_dir")
-    run.root.mkdir(parents=True, exist_ok=True)
-    run.write_text(run.recipe, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
-    return run
-
-
-def _save_adapter(model: Any, tokenizer: Any, folder: Path) -> None:
+def _save_adapter(model: Any, tokenizer: Any, folder: Path) -> Path:
     """The trained adapter alone (not TRL's frozen reference copy), atomically; the copy is then dropped."""
     from medtune.io import replace_dir
 
@@ -226,83 +204,70 @@ def _save_adapter(model: Any, tokenizer: Any, folder: Path) -> None:
         tokenizer.save_pretrained(staging)
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")
+    return folder
 
 
-def run_grpo(recipe: Any) -> dict:
-    """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json)."""
-    for key, value in recipe.env.items():  # before the first import of torch (below)
-        os.environ[str(key)] = str(value)
+def run_grpo(recipe: Any, resume: bool = False) -> dict:
+    """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json). The set-up, the
+    before/after scoring and the outputs are `medtune train`'s own steps (medtune.train.run)."""
+    from medtune.train import run as steps
+
+    steps.apply_env(recipe)  # before the first import of torch
     require_trl()
-    from transformers import set_seed
-
-    from medtune.backend import select_backend
+    from medtune.config import ConfigError
     from medtune.eval.compare import compare_runs, format_compare
-    from medtune.eval.run import EvalConfig, evaluate_items, format_table
-    from medtune.models import load_tokenizer, merge_for_inference, resolve_model
-    from medtune.train import methods
+    from medtune.runfolder import RunFolder
+    from medtune.train.methods import get_method, trainable_parameters
     from medtune.train.rewards import plot_grpo, step_log
-    from medtune.train.run import load_train_eval
 
     t_start = time.perf_counter()
-    g = getattr(recipe, "grpo", None) or GrpoArgs()
-    run = _prepare_folder(recipe, g)
-    set_seed(recipe.train.seed)
+    g = recipe.grpo
+    problems = grpo_problems(g, recipe.train.batch_size, recipe.train.grad_accum)
+    if problems:  # load_recipe checks these too; this is for recipes built in code
+        raise ConfigError("; ".join(f"{k}: {msg}" for k, msg in problems))
+    run = RunFolder(recipe.output_dir)
+    main = steps.prepare_folder(run, recipe, resume)
 
-    # --- set up: device, data, tokenizer, policy ------------------------------------------------
-    precision = methods.precision_for(select_backend(), recipe.train.precision)
-    backend = select_backend(dtype=methods.load_dtype(recipe.method, precision))
-    gen, why = generation_backend(backend.kind, vllm_importable(), g.generation_backend)
-    train_items, eval_items, data_report, split_info = load_train_eval(recipe)
-    ref = resolve_model(recipe.model.name)
-    tokenizer = load_tokenizer(ref, recipe.model.trust_remote_code)
-    dataset, too_long = grpo_dataset(train_items, tokenizer, g)
-    model = _start_model(recipe, ref, backend, g)
-    print(f"medtune train: grpo on {ref.name}{' from ' + g.from_adapter if g.from_adapter else ''} · "
-          f"{len(dataset)} training prompts ({too_long} longer than {g.max_prompt_length} tokens left out), "
-          f"{len(eval_items)} eval questions ({split_info['how']}) · {backend.kind} {precision} · {why}", flush=True)
-    eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
-                          scorers=["generate"], seed=recipe.train.seed, batch_size=g.eval_batch_size,
-                          max_new_tokens=g.eval_max_new_tokens, thinking=g.thinking,
-                          progress=sys.stderr.isatty(), distributed=False)
+    # --- set up: device, questions, tokenizer, base model; then the policy and the prompts --------
+    s = steps.set_up(recipe, get_method(recipe.method))
+    gen, why = generation_backend(s.backend.kind, vllm_importable(), g.generation_backend)
+    s.eval_cfg = dataclasses.replace(s.eval_cfg, scorers=["generate"], batch_size=g.eval_batch_size,
+                                     max_new_tokens=g.eval_max_new_tokens, thinking=g.thinking)
+    dataset, too_long = grpo_dataset(s.questions.train, s.tokenizer, g)
+    s.model = start_policy(s.model, recipe, g)
+    s.model.eval()  # LoRA dropout off while the baseline generates
+    print(f"grpo: {len(dataset)} training prompts ({too_long} longer than {g.max_prompt_length} tokens left out)"
+          f"{' · from ' + g.from_adapter if g.from_adapter else ''} · {why}", flush=True)
 
-    # --- the starting policy, scored by the generative scorer on the held-out questions ----------
-    baseline = None
-    if recipe.baseline_eval:
-        model.eval()
-        baseline = evaluate_items(dataclasses.replace(eval_cfg, out=str(run.baseline), adapter=g.from_adapter),
-                                  eval_items, data_report, model=model, tokenizer=tokenizer)
-        print(format_table(baseline, "before GRPO:"), flush=True)
+    # --- the starting policy scored by the generate scorer, GRPO, the adapter saved ---------------
+    baseline = steps.score_baseline(s, run, resume) if recipe.baseline_eval and main else None
+    trainer = build_trainer(recipe, run, s.model, s.tokenizer, dataset, s.precision, s.backend,
+                            use_vllm=gen == "vllm")
+    trainable, total = trainable_parameters(trainer.model)
+    result, train_s = steps.train(trainer, run, resume)
+    if not main:
+        return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(run)}
+    saved = _save_adapter(trainer.model, s.tokenizer, run.adapter)
 
-    # --- GRPO, then the adapter saved --------------------------------------------------------------
-    trainer = build_trainer(recipe, run, model, tokenizer, dataset, precision, backend, use_vllm=gen == "vllm")
-    trainable, total = methods.trainable_parameters(trainer.model)
-    t_train = time.perf_counter()
-    result = trainer.train()
-    train_s = time.perf_counter() - t_train
-    model = trainer.model
-    _save_adapter(model, tokenizer, run.adapter)
-
-    # --- the trained policy, scored the same way; the paired comparison ----------------------------
-    model.eval()
-    merge_for_inference(model)
-    final = evaluate_items(dataclasses.replace(eval_cfg, out=str(run.final), adapter=str(run.adapter)),
-                           eval_items, data_report, model=model, tokenizer=tokenizer)
-    print(format_table(final, "after GRPO:"), flush=True)
+    # --- the trained policy scored the same way; McNemar; the summary ------------------------------
+    final = steps.score_final(trainer.model, s, run, saved)
     comparison = None
     if baseline is not None:
         comparison = compare_runs(str(run.baseline), str(run.final), out=str(run))
         print(format_compare(comparison), flush=True)
-    steps = step_log(trainer.state.log_history)
-    plot_grpo(steps, run.curves, _accuracy(baseline), _accuracy(final))
-    summary = _summary(trainer, result, g, steps, baseline, final, comparison) | {
-        "model": ref.name, "precision": precision, "generation_backend": {"choice": gen, "reason": why},
-        "train_prompts": len(dataset), "prompts_too_long": too_long, "eval_questions": len(eval_items),
-        "split": split_info, "train_seconds": train_s, "seconds_per_step": train_s / max(1, result.global_step),
-        "trainable_parameters": trainable, "total_parameters": total, "output": str(run.adapter),
+    log = step_log(trainer.state.log_history)
+    plot_grpo(log, run.curves, _accuracy(baseline), _accuracy(final))
+    summary = _summary(trainer, result, g, log, baseline, final, comparison) | {
+        "model": s.ref.name, "precision": s.precision, "generation_backend": {"choice": gen, "reason": why},
+        "train_prompts": len(dataset), "prompts_too_long": too_long, "eval_questions": len(s.questions.evals),
+        "split": s.questions.info, "train_seconds": train_s,
+        "seconds_per_step": train_s / max(1, result.global_step),
+        "trainable_parameters": trainable, "total_parameters": total, "output": str(saved),
         "eval_regime": {"scorer": "generate", "max_new_tokens": g.eval_max_new_tokens, "thinking": g.thinking,
-                        "batch_size": g.eval_batch_size, "dtype": backend.dtype},
+                        "batch_size": g.eval_batch_size, "dtype": s.backend.dtype},
+        "scoring": {"baseline": (baseline or {}).get("scoring"), "final": final.get("scoring")},
         "total_seconds": time.perf_counter() - t_start}
-    _write_summary(run, summary, recipe, backend, precision, data_report, ref)
+    steps.write_outputs(recipe, s, run, summary)
     return summary
 
 
@@ -315,16 +280,6 @@ def _summary(trainer: Any, result: Any, g: GrpoArgs, steps: list[dict], baseline
             "rewards": {"weights": dict(zip([f.__name__ for f in rewards], trainer.args.reward_weights)),
                         **rewards[0].tally.to_dict()},
             "baseline": _brief(baseline), "final": _brief(final), "compare": comparison, "log": steps}
-
-
-def _write_summary(run: Any, summary: dict, recipe: Any, backend: Any, precision: str, data_report: Any,
-                   ref: Any) -> None:
-    from medtune.manifest import build_manifest
-
-    run.write_json(run.metrics, summary)
-    run.write_json(run.manifest, build_manifest(
-        recipe=recipe.to_dict(), backend=backend.to_dict(), precision=precision, data=data_report.to_dict(),
-        model={"name": ref.name, "path": ref.path, "kind": ref.kind, "note": ref.note}))
 
 
 def _accuracy(metrics: dict | None) -> float | None:
