@@ -33,26 +33,42 @@ def verdict(summary: dict, alpha: float = 0.05) -> str:
             f"{mf['letter']!r} scores {mf['accuracy']:.1%} on these questions.")
 
 
+def collapse_note(summary: dict, limit: float = 0.5) -> str | None:
+    """A sentence when the trained model gives one letter to more than `limit` of the questions."""
+    after = (summary.get("letters") or {}).get("after") or {}
+    if not after:
+        return None
+    letter, share = max(after.items(), key=lambda kv: kv[1])
+    if share <= limit:
+        return None
+    gold = summary["letters"]["gold"].get(letter, 0.0)
+    return (f"The trained model answers {letter!r} to {share:.0%} of the questions ({gold:.0%} of the gold "
+            f"answers are {letter!r}): it learned the answer format more than the questions.")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Train and evaluate per configs/demo-cpu.yaml (with any key=value overrides), then sum up."""
+    import shutil
+
+    from medtune.runfolder import RunFolder
     from medtune.train.recipe import load_recipe
     from medtune.train.run import run_train
 
     t0 = time.perf_counter()
-    import shutil
-    from pathlib import Path
-
     recipe = load_recipe("demo-cpu", list(args.overrides or []))
-    previous = Path(recipe.output_dir)
-    if (previous / "recipe.yaml").is_file():  # the demo's own folder from an earlier demo
+    previous = RunFolder(recipe.output_dir)
+    if previous.recipe.is_file():  # the demo's own folder from an earlier demo
         print(f"medtune demo: replacing the earlier demo run in {previous}", flush=True)
-        shutil.rmtree(previous)
+        shutil.rmtree(previous.root)
     print("medtune demo: the embedded SmolLM2-135M-Instruct on the 4,183 MedMCQA dev questions shipped with "
           "medtune (MIT licence). No MedMCQA train split is shipped, so a stable hash split holds "
           f"{recipe.data.eval_size} questions out for evaluation and trains on the rest.", flush=True)
     summary = run_train(recipe)
     print()
     print(verdict(summary))
+    note = collapse_note(summary)
+    if note:
+        print(note)
     print("A 135M-parameter model trained for minutes on a CPU is a pipeline check, not a clinical result.")
     print(f"run folder: {recipe.output_dir} (adapter/, baseline/ and final/ metrics, compare.json, curves.png) · "
           f"total {time.perf_counter() - t0:.0f} s")

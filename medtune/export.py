@@ -1,35 +1,90 @@
-"""`medtune export RUN --merge --out DIR`: the adapter merged into a plain transformers model."""
+"""`medtune export RUN --merge --out DIR`: the adapter merged, in fp32, into a plain transformers model,
+and the largest change in predictions the merge causes on a sample of the run's eval questions."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from medtune.errors import MedtuneError
-from medtune.io import replace_dir
+from medtune.io import atomic_write_json, replace_dir
+from medtune.runfolder import RunFolder
+
+CHECK_FILE = "medtune-merge-check.json"
 
 
-def export_run(run: str, out: str, merge: bool = True) -> Path:
-    """Merge RUN/adapter into its base model and save safetensors + tokenizer to `out` atomically."""
+def export_run(run: str, out: str, merge: bool = True, sample: int = 32) -> Path:
+    """Merge RUN/adapter into its base model in fp32 and save safetensors + tokenizer to `out` atomically,
+    with medtune-merge-check.json: how much the merge moved the predictions on `sample` eval questions.
+    (`merge` must be True: the unmerged export is RUN/adapter itself.)"""
     from medtune.backend import select_backend
-    from medtune.models import load_causal_lm, load_tokenizer, resolve_model
+    from medtune.models import attach_adapter, load_causal_lm, load_tokenizer, resolve_model
 
-    run_dir = Path(run)
-    recipe_file, adapter = run_dir / "recipe.yaml", run_dir / "adapter"
-    if not recipe_file.is_file():
-        raise MedtuneError("not a medtune run folder (no recipe.yaml)", path=str(run_dir))
-    if not (adapter / "adapter_config.json").is_file():
+    if not merge:
+        raise MedtuneError("export writes a merged model; the unmerged adapter is the run's adapter/ folder",
+                           field="--merge")
+    folder = RunFolder(run)
+    if not folder.recipe.is_file():
+        raise MedtuneError("not a medtune run folder (no recipe.yaml)", path=str(folder))
+    if not (folder.adapter / "adapter_config.json").is_file():
         raise MedtuneError("this run has no adapter to merge (full fine-tuning writes model/ already)",
-                           path=str(adapter))
-    recipe = yaml.safe_load(recipe_file.read_text("utf-8"))
+                           path=str(folder.adapter))
+    recipe = yaml.safe_load(folder.recipe.read_text("utf-8"))
     ref = resolve_model(recipe["model"]["name"])
-    backend = select_backend("cpu", "float32")
-    model = load_causal_lm(ref, backend, adapter=str(adapter),
-                           trust_remote_code=recipe["model"].get("trust_remote_code", False))
+    trust = recipe["model"].get("trust_remote_code", False)
+    backend = select_backend("cpu", "float32")  # the merge in fp32: a bf16 merge rounds small updates away
+    model = load_causal_lm(ref, backend, trust_remote_code=trust)
+    model = attach_adapter(model, str(folder.adapter)).eval()  # unmerged: the reference for the check
+    tokenizer = load_tokenizer(ref, trust)
+    items = _sample(folder, sample)
+    before = _probabilities(model, tokenizer, items, recipe)
     merged = model.merge_and_unload()
+    check = _compare(before, _probabilities(merged, tokenizer, items, recipe), items)
     target = Path(out)
     with replace_dir(target) as staging:
         merged.save_pretrained(staging, safe_serialization=True)
-        load_tokenizer(ref).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        atomic_write_json(Path(staging) / CHECK_FILE, check)
+    print(f"merge check on {check['questions']} eval questions (fp32 merge vs the unmerged adapter): largest "
+          f"probability change {check['max_abs_probability_change']:.2e}, {check['changed_predictions']} "
+          f"predicted letters changed", flush=True)
     return target
+
+
+def _sample(folder: RunFolder, n: int) -> list:
+    """The first n of the run's eval questions (re-derived from its recipe)."""
+    from medtune.train.recipe import load_recipe
+    from medtune.train.trainset import load_questions
+
+    try:
+        evals = load_questions(load_recipe(str(folder.recipe))).evals
+    except MedtuneError as err:
+        print(f"medtune: the merge check is skipped: the run's eval questions cannot be loaded ({err})")
+        return []
+    return evals[:n]
+
+
+def _probabilities(model: Any, tokenizer: Any, items: list, recipe: dict) -> list[list[float]]:
+    from medtune.eval.run import score_items
+    from medtune.eval.scoring import softmax
+
+    if not items:
+        return []
+    template = recipe["data"].get("template", "auto")
+    from medtune.data.prompts import resolve_template
+
+    scores, _ = score_items(model, tokenizer, items, recipe["train"].get("eval_scorer", "letter"),
+                            resolve_template(template, tokenizer), batch_size=8, device="cpu")
+    name = next(iter(scores))
+    return [softmax(s) for s in scores[name]]
+
+
+def _compare(before: list[list[float]], after: list[list[float]], items: list) -> dict:
+    deltas = [max(abs(a - b) for a, b in zip(pa, pb)) for pa, pb in zip(before, after)]
+    flips = sum(max(range(len(pa)), key=pa.__getitem__) != max(range(len(pb)), key=pb.__getitem__)
+                for pa, pb in zip(before, after))
+    return {"questions": len(items), "merge_dtype": "float32",
+            "max_abs_probability_change": max(deltas, default=0.0), "changed_predictions": flips,
+            "ids": [it.id for it in items]}

@@ -1,128 +1,102 @@
-"""`medtune bench train`: see medtune.bench."""
+"""`medtune bench train`: the Trainer that `medtune train` builds (medtune.train.build.build_trainer),
+timed by a callback: the median optimizer step after warm-up, synchronised with the device."""
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-import time
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError
 
-from medtune.bench.common import matmul_params, matmul_rate, memory, setup, sync
+from medtune.bench.common import matmul_params, matmul_rate, memory, setup
+
+
+class CountingCollator:
+    """Wraps a collator and records, per micro-batch, the real and the padded token counts."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.batches: list[tuple[int, int, int, list[int]]] = []  # (real, padded, samples, lengths)
+
+    def __call__(self, features: list[dict]) -> dict:
+        batch = self.inner(features)
+        lens = [len(f["input_ids"]) for f in features]
+        self.batches.append((sum(lens), batch["input_ids"].numel(), len(features), lens))
+        return batch
 
 
 def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None = None, steps: int = 20,
-                warmup: int = 5, device: str | None = None, compile: bool = False) -> dict:
-    """Time `steps` optimizer steps of the recipe after `warmup` untimed ones."""
+                warmup: int = 5, device: str | None = None, compile: bool = False,
+                head_on_labels: bool = True) -> dict:
+    """Time `steps` optimizer steps of the recipe's own Trainer after `warmup` untimed ones
+    (`head_on_labels=False`: the LM head over every position, as before medtune computed it on labels only)."""
     import torch
 
     from medtune.train import methods
-    from medtune.train.examples import PadCollator, build_examples
-    from medtune.train.run import load_train_eval
+    from medtune.train.build import build_trainer
+    from medtune.train.trainer import StepTimer
+    from medtune.train.trainset import cached_examples, load_questions
 
     s = setup(recipe, shape, tokenizer, device, for_training=True)
-    backend, model, tok = s["backend"], s["model"], s["tokenizer"]
-    train_items, _, _, _ = load_train_eval(recipe)
-    t = recipe.train
-    need = (steps + warmup) * t.batch_size * t.grad_accum
-    examples = build_examples(train_items, tok, s["template"], recipe.data.target, recipe.data.max_length,
-                              recipe.data.loss_on)
+    backend, tok = s["backend"], s["tokenizer"]
+    examples = cached_examples(load_questions(recipe).train, tok, recipe, s["template"], False, quiet=True)
     if not examples:
         raise MedtuneError("no training examples", field="data.train")
-    g = torch.Generator().manual_seed(t.seed)
-    order = torch.randperm(len(examples), generator=g).tolist()
-    while len(order) < need:
-        order += order
-    picked = [examples[i] for i in order[:need]]
-    if t.group_by_length and not t.packing:  # the Trainer's length grouping, in spirit: sort within megabatches
-        mega = t.batch_size * 50
-        picked = [e for k in range(0, len(picked), mega)
-                  for e in sorted(picked[k:k + mega], key=lambda e: -len(e["input_ids"]))]
-    if t.packing:
-        from transformers import DataCollatorWithFlattening
+    model = methods.prepare_for_training(s["model"], recipe, backend)
+    timer = StepTimer(backend.device)
+    with tempfile.TemporaryDirectory(prefix="medtune-bench-") as tmp:
+        trainer = build_trainer(recipe, model, tok, examples, backend=backend, precision=s["precision"],
+                                template=s["template"], encoder=False, folder=Path(tmp), callbacks=[timer],
+                                max_steps=warmup + steps, save_strategy="no", eval_strategy="no",
+                                load_best_model_at_end=False, metric_for_best_model=None,
+                                logging_steps=10 ** 9, torch_compile=compile)
+        trainer.mt_head_on_labels = trainer.mt_head_on_labels and head_on_labels
+        counter = CountingCollator(trainer.data_collator)
+        trainer.data_collator = counter
+        if backend.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        trainer.train()
+    return _result(recipe, s, trainer, model, timer.times, counter.batches, steps, warmup, compile)
 
-        collate = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
-    else:
-        collate = PadCollator(tok.pad_token_id)
 
-    liger = t.liger and methods.liger_available(backend)
-    if liger:  # what the Trainer's use_liger_kernel does
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[float], batches: list, steps: int,
+            warmup: int, compile: bool) -> dict:
+    import torch
 
-        _apply_liger_kernel_to_instance(model=model)
-    model = methods.prepare_for_training(model, recipe, backend)
-    model.train()
-    if compile:
-        model = torch.compile(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    fused = backend.device.startswith("cuda")
-    opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s["precision"])
-    dev_type = "cuda" if backend.device.startswith("cuda") else "cpu"
-    autocast = (lambda: torch.autocast(dev_type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
-    scaler = torch.amp.GradScaler(dev_type) if s["precision"] == "fp16" else None
-    if backend.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-
-    times, tokens, samples, padded, seq_lens = [], [], [], [], []
-    it = iter(range(0, need, t.batch_size))
-    for step in range(warmup + steps):
-        sync(backend.device)
-        t0 = time.perf_counter()
-        n_tok = n_pad = n_smp = 0
-        lens = []
-        for _ in range(t.grad_accum):
-            k = next(it)
-            feats = picked[k:k + t.batch_size]
-            batch = collate(feats)
-            real = sum(len(f["input_ids"]) for f in feats)
-            n_tok += real
-            n_pad += batch["input_ids"].numel()
-            n_smp += len(feats)
-            lens += [len(f["input_ids"]) for f in feats]
-            batch = {k2: v.to(backend.device) for k2, v in batch.items() if hasattr(v, "to")}
-            with autocast():
-                loss = model(**batch).loss / t.grad_accum
-            (scaler.scale(loss) if scaler else loss).backward()
-        if scaler:
-            scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-        if scaler:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync(backend.device)
-        if step >= warmup:
-            times.append(time.perf_counter() - t0)
-            tokens.append(n_tok)
-            padded.append(n_pad)
-            samples.append(n_smp)
-            seq_lens += lens
-
-    step_s = statistics.median(times)
-    tok_s = sum(tokens) / sum(times)
+    t = recipe.train
+    ga = t.grad_accum
+    times = times_all[warmup:]
+    timed = batches[warmup * ga:(warmup + len(times)) * ga]
+    tokens, padded = sum(b[0] for b in timed), sum(b[1] for b in timed)
+    samples, seq_lens = sum(b[2] for b in timed), [n for b in timed for n in b[3]]
+    step_s, total_s = statistics.median(times), sum(times)
+    backend = s["backend"]
     cfg = model.config if hasattr(model, "config") else model.base_model.config
-    n_mm = matmul_params(model)
     layers = getattr(cfg, "num_hidden_layers", 0)
     d_attn = getattr(cfg, "num_attention_heads", 0) * (getattr(cfg, "head_dim", None) or
                                                         cfg.hidden_size // max(1, cfg.num_attention_heads))
     s_mean = statistics.mean(seq_lens)
     k = 6 if recipe.method == "full" else 4
+    n_mm = matmul_params(model)
     flops_tok = k * n_mm + k * 2 * layers * s_mean * d_attn
-    rate = matmul_rate(backend.device, amp_dtype or torch.float32)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s["precision"])
+    rate = matmul_rate(backend.device, amp or torch.float32)
+    tok_s = tokens / total_s
     return {
-        "kind": "train", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "method": recipe.method,
+        "kind": "train", "loop": "medtune.train.build.build_trainer (the Trainer of medtune train)",
+        "model": s["model_name"], "tokenizer": s["tokenizer_name"], "method": recipe.method,
         "precision": s["precision"], "packing": t.packing, "gradient_checkpointing": recipe.model.gradient_checkpointing,
-        "batch_size": t.batch_size, "grad_accum": t.grad_accum, "max_length": recipe.data.max_length,
-        "loss_on": recipe.data.loss_on, "template": s["template"], "compile": compile, "liger": liger,
-        "fp8": t.fp8, "fused_adamw": fused,
-        "steps_timed": steps, "warmup_steps": warmup, "step_s_median": step_s,
+        "batch_size": t.batch_size, "grad_accum": ga, "max_length": recipe.data.max_length,
+        "loss_on": recipe.data.loss_on, "template": s["template"], "compile": compile,
+        "liger": bool(trainer.args.use_liger_kernel), "head_on_labels": bool(trainer.mt_head_on_labels),
+        "fp8": t.fp8, "fused_adamw": trainer.args.optim == "adamw_torch_fused",
+        "steps_timed": len(times), "warmup_steps": warmup, "step_s_median": step_s,
         "step_s_min": min(times), "step_s_max": max(times),
-        "tokens_per_s": tok_s, "samples_per_s": sum(samples) / sum(times),
-        "padding_fraction": 1 - sum(tokens) / max(1, sum(padded)) if not t.packing else 0.0,
+        "tokens_per_s": tok_s, "median_step_tokens_per_s": tokens / len(times) / step_s,
+        "samples_per_s": samples / total_s,
+        "padding_fraction": 1 - tokens / max(1, padded) if not t.packing else 0.0,
         "mean_seq_len": s_mean, "matmul_params": n_mm,
         "flops_per_token": flops_tok, "flops_formula": f"{k}*N + {k}*2*layers*s*d_attn",
         "matmul_rate_flops": rate, "mfu": tok_s * flops_tok / rate,

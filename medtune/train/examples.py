@@ -1,18 +1,29 @@
 """Training examples for causal LMs: prompt tokens masked, answer tokens learned.
 
-The answer is tokenized exactly as the scorers tokenize it (lm-eval's context/continuation rule),
-so the tokens the model learns are the tokens `medtune eval` reads.
+The answer is tokenized exactly as the scorers tokenize it (lm-eval's context/continuation rule, the
+same as `medtune.eval.scoring.encode_pair`), so the tokens the model learns are the tokens
+`medtune eval` reads. Examples are tokenized in batches: one tokenizer call per 1,024 questions.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from medtune.data.prompts import render
+from medtune.data.prompts import load_template, render, resolve_template
 from medtune.data.schema import MCQItem
 from medtune.eval.scoring import continuation_text, encode_pair
 
 IGNORE = -100
+CHUNK = 1024
+
+
+def _assemble(ctx: list[int], answer: list[int], eos: int, max_length: int, loss_on: str) -> dict[str, list[int]]:
+    answer = answer + [eos]
+    if len(answer) > max_length // 2:  # a long explanation is cut, the letter never
+        answer = answer[: max_length // 2 - 1] + [eos]
+    ctx = ctx[-(max_length - len(answer)):]
+    labels = ([IGNORE] * len(ctx) if loss_on == "answer" else list(ctx)) + answer
+    return {"input_ids": ctx + answer, "labels": labels}
 
 
 def build_example(item: MCQItem, tokenizer: Any, template: str, target: str, max_length: int,
@@ -20,18 +31,44 @@ def build_example(item: MCQItem, tokenizer: Any, template: str, target: str, max
     """input_ids and labels for one question (labels -100 on the prompt unless loss_on='all')."""
     p = render(item, template, tokenizer, target=target)
     ctx, answer = encode_pair(tokenizer, p.prompt, continuation_text(p.prompt, p.target))
-    answer = answer + [tokenizer.eos_token_id]
-    if len(answer) > max_length // 2:  # a long explanation is cut, the letter never
-        answer = answer[: max_length // 2 - 1] + [tokenizer.eos_token_id]
-    ctx = ctx[-(max_length - len(answer)):]
-    labels = ([IGNORE] * len(ctx) if loss_on == "answer" else list(ctx)) + answer
-    return {"input_ids": ctx + answer, "labels": labels}
+    return _assemble(ctx, answer, tokenizer.eos_token_id, max_length, loss_on)
+
+
+def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """`encode_pair` for many (context, continuation) pairs, with two batched tokenizer calls."""
+    contexts, wholes = [], []
+    for context, continuation in pairs:
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        contexts.append(context)
+        wholes.append(context + continuation)
+    ctx_ids = tokenizer(contexts, add_special_tokens=False)["input_ids"]
+    whole_ids = tokenizer(wholes, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    add_bos = getattr(tokenizer, "add_bos_token", False) and bos is not None
+    out = []
+    for ctx, whole in zip(ctx_ids, whole_ids):
+        if add_bos and (not ctx or ctx[0] != bos):
+            ctx, whole = [bos] + ctx, [bos] + whole
+        if not ctx:  # lm-eval conditions an empty context on the prefix token
+            out.append(([bos if bos is not None else tokenizer.eos_token_id], whole))
+        else:
+            out.append((ctx, whole[len(ctx):]))
+    return out
 
 
 def build_examples(items: Sequence[MCQItem], tokenizer: Any, template: str, target: str, max_length: int,
                    loss_on: str = "answer") -> list[dict[str, list[int]]]:
-    """One example per question."""
-    return [build_example(it, tokenizer, template, target, max_length, loss_on) for it in items]
+    """One example per question, tokenized in batches."""
+    tmpl = load_template(resolve_template(template, tokenizer)) if isinstance(template, str) else template
+    out: list[dict[str, list[int]]] = []
+    for start in range(0, len(items), CHUNK):
+        prompts = [render(it, tmpl, tokenizer, target=target) for it in items[start:start + CHUNK]]
+        pairs = encode_pairs(tokenizer, [(p.prompt, continuation_text(p.prompt, p.target)) for p in prompts])
+        out.extend(_assemble(c, a, tokenizer.eos_token_id, max_length, loss_on) for c, a in pairs)
+    return out
 
 
 class PadCollator:
@@ -55,3 +92,21 @@ class PadCollator:
             labels[i, :n] = torch.tensor(f["labels"])
             mask[i, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class PackCollator:
+    """Padding-free packing: one row of concatenated examples, `position_ids` restarting at 0 for each
+    (transformers reads example boundaries from them: flash-attention varlen, or a document mask for
+    flex/sdpa), labels -100 on each example's first token so no example learns from the one before."""
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        ids, labels, pos = [], [], []
+        for f in features:
+            n = len(f["input_ids"])
+            ids += f["input_ids"]
+            labels += [IGNORE] + list(f["labels"][1:])
+            pos += range(n)
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([pos])}

@@ -1,13 +1,43 @@
-"""How each method adapts a loaded model: the only place methods differ."""
+"""The METHODS registry: how each training method wraps a model, which precision it loads in, what it
+saves. Run code looks a method up here instead of branching on its name; a new method is one entry."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from medtune.errors import MedtuneError
 
 BNB_ROCM = ("bitsandbytes with a ROCm backend is built from the ROCm fork (github.com/ROCm/bitsandbytes, "
             "branch rocm_enabled) or installed from AMD's wheels; see docs/rocm.md")
+HALF = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method: its model wrapping, load dtype, saved folder and model kind."""
+
+    name: str
+    wrap: Callable[[Any, Any], Any]  # (model, recipe) -> the model to train
+    half_weights: bool  # base weights in bf16/fp16 under a half precision (adapters); else fp32 masters
+    saves: str  # "adapter" or "model": the run folder's sub-folder for the trained weights
+    encoder: bool = False  # an encoder with a multiple-choice head (else a causal LM)
+    check: Callable[[Any], None] | None = None  # (backend) -> None, raises a MedtuneError when unusable
+    quantization: Callable[[], Any] | None = None  # () -> a transformers quantization config
+    runner: str | None = None  # "module:function" owning the whole run (grpo), imported lazily
+    help: str = ""
+
+    def load_dtype(self, precision: str) -> str:
+        """The dtype to load base weights in: half for adapter methods under bf16/fp16, else float32."""
+        return HALF[precision] if self.half_weights and precision in HALF else "float32"
+
+    def run_function(self) -> Callable[[Any], dict] | None:
+        """The function that runs this method end to end instead of `run_train`'s Trainer, if any."""
+        if not self.runner:
+            return None
+        module, name = self.runner.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def precision_for(backend: Any, requested: str) -> str:
@@ -19,14 +49,6 @@ def precision_for(backend: Any, requested: str) -> str:
     if requested == "fp16" and backend.kind == "cpu":
         raise MedtuneError("fp16 training needs a GPU; on the CPU use fp32 (or bf16)", field="train.precision")
     return requested
-
-
-def load_dtype(method: str, precision: str) -> str:
-    """The dtype to load base weights in: half for adapter methods (qlora: its non-quantized parts),
-    fp32 masters for full training."""
-    if method in ("lora", "dora", "qlora") and precision in ("bf16", "fp16"):
-        return {"bf16": "bfloat16", "fp16": "float16"}[precision]
-    return "float32"
 
 
 def check_qlora(backend: Any) -> None:
@@ -41,10 +63,8 @@ def check_qlora(backend: Any) -> None:
         raise MedtuneError("qlora needs bitsandbytes: pip install bitsandbytes." + extra, field="method") from None
 
 
-def quantization_config(method: str) -> Any:
-    """4-bit NF4 quantization for qlora; None otherwise."""
-    if method != "qlora":
-        return None
+def nf4_config() -> Any:
+    """4-bit NF4 quantization with bf16 compute (qlora)."""
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -52,25 +72,78 @@ def quantization_config(method: str) -> Any:
                               bnb_4bit_compute_dtype=torch.bfloat16)
 
 
-def adapt(model: Any, recipe: Any) -> Any:
-    """Wrap the model for the recipe's method; returns the model to train."""
-    method = recipe.method
-    if method in ("full", "multiple_choice"):
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def train_all(model: Any, recipe: Any) -> Any:
+    """Every parameter trains (full fine-tuning, a multiple-choice encoder)."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
 
-    if method == "qlora":
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=recipe.model.gradient_checkpointing)
+
+def _peft(model: Any, recipe: Any, dora: bool = False) -> Any:
+    from peft import LoraConfig, get_peft_model
+
     lc = recipe.lora
     config = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
-                        use_dora=method == "dora", task_type="CAUSAL_LM", bias="none")
+                        use_dora=dora, task_type="CAUSAL_LM", bias="none")
     try:
         return get_peft_model(model, config)
     except ValueError as err:
         raise MedtuneError(f"{' '.join(str(err).split())[:300]}", field="lora.target_modules") from None
+
+
+def lora(model: Any, recipe: Any) -> Any:
+    """A LoRA adapter on the recipe's target modules."""
+    return _peft(model, recipe)
+
+
+def dora(model: Any, recipe: Any) -> Any:
+    """A DoRA adapter (LoRA with a learned magnitude per output)."""
+    return _peft(model, recipe, dora=True)
+
+
+def qlora(model: Any, recipe: Any) -> Any:
+    """A LoRA adapter over a 4-bit base prepared for k-bit training."""
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.model.gradient_checkpointing)
+    return _peft(model, recipe)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("lora", lora, half_weights=True, saves="adapter", help="LoRA adapter"),
+    Method("dora", dora, half_weights=True, saves="adapter", help="DoRA adapter"),
+    Method("full", train_all, half_weights=False, saves="model", help="every weight trains (fp32 masters)"),
+    Method("qlora", qlora, half_weights=True, saves="adapter", check=check_qlora, quantization=nf4_config,
+           help="LoRA over a 4-bit NF4 base (CUDA/ROCm with bitsandbytes)"),
+    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True,
+           help="an encoder with a multiple-choice head"),
+    Method("grpo", lora, half_weights=True, saves="adapter", runner="medtune.train.grpo:run_grpo",
+           help="group-relative policy optimisation of a LoRA adapter on generated answers"),
+)}
+
+
+def get_method(name: str) -> Method:
+    """The registry entry for a method name (a MedtuneError naming the choices otherwise)."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise MedtuneError(f"unknown method {name!r}; one of {', '.join(METHODS)}", field="method") from None
+
+
+def load_dtype(method: str, precision: str) -> str:
+    """The dtype to load base weights in for a method name (see Method.load_dtype)."""
+    return get_method(method).load_dtype(precision)
+
+
+def quantization_config(method: str) -> Any:
+    """The method's quantization config (4-bit NF4 for qlora); None otherwise."""
+    q = get_method(method).quantization
+    return q() if q else None
+
+
+def adapt(model: Any, recipe: Any) -> Any:
+    """Wrap the model for the recipe's method; returns the model to train."""
+    return get_method(recipe.method).wrap(model, recipe)
 
 
 def trainable_parameters(model: Any) -> tuple[int, int]:
@@ -119,7 +192,7 @@ def apply_fp8(model: Any, backend: Any) -> Any:
 
 
 def prepare_for_training(model: Any, recipe: Any, backend: Any) -> Any:
-    """No KV cache, FP8 if asked, the method's adapter, gradient checkpointing if asked: the one
+    """No KV cache, FP8 if asked, the method's wrapping, gradient checkpointing if asked: the one
     preparation that `medtune train` and `medtune bench train` share."""
     # No KV cache while training: besides saving memory, transformers recognises packed
     # (padding-free) batches only when no cache exists; with one, packed examples attend to each other.

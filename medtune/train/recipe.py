@@ -14,8 +14,9 @@ from typing import Any
 
 from medtune.config import ConfigError, apply_overrides, build, describe, load_yaml, opt
 from medtune.errors import did_you_mean
+from medtune.train.grpo import GrpoArgs, grpo_problems
+from medtune.train.methods import METHODS
 
-METHODS = ("lora", "dora", "full", "qlora", "multiple_choice")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -34,6 +35,11 @@ class DataArgs:
     max_rows: int | None = opt(None, "use only the first N rows of the training sources, before the split")
     eval_size: int | None = opt(500, "questions held out of `train` by a stable hash split")
     split_seed: int = opt(0, "seed of the hash split")
+    selection_size: int = opt(200, "with train.eval_steps: questions cut from the training side (stable hash "
+                                   "split, at most a fifth) to pick the best checkpoint and stop early on; "
+                                   "the reported eval set is scored only before and after")
+    shuffle_options: bool = opt(False, "training questions' options in a stable random order, the answer "
+                                       "moved with its option (never for evaluation)")
     max_train: int | None = opt(None, "use only the first N training questions after the split")
     max_eval: int | None = opt(None, "use only the first N eval questions")
     format: str | None = opt(None, "force a source format (default: detected)")
@@ -81,7 +87,7 @@ class TrainArgs:
 
 @dataclass
 class Recipe:
-    method: str = opt("lora", "lora, dora, full, qlora or multiple_choice")
+    method: str = opt("lora", "lora, dora, full, qlora, multiple_choice or grpo")
     output_dir: str = opt("runs/train", "run folder: adapter, checkpoints, logs, metrics")
     baseline_eval: bool = opt(True, "score the untrained model on the eval split first, for the comparison")
     env: dict = opt({}, "environment variables set before torch is imported")
@@ -89,6 +95,7 @@ class Recipe:
     data: DataArgs = field(default_factory=DataArgs)
     lora: LoraArgs = field(default_factory=LoraArgs)
     train: TrainArgs = field(default_factory=TrainArgs)
+    grpo: GrpoArgs = field(default_factory=GrpoArgs)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -154,7 +161,7 @@ def validate(r: Recipe) -> list[tuple[str, str]]:
             out.append((key, f"{value!r} is not one of {', '.join(map(str, allowed))}"
                              f"{did_you_mean(str(value), allowed)}"))
 
-    choice("method", r.method, METHODS)
+    choice("method", r.method, tuple(METHODS))
     choice("train.precision", r.train.precision, PRECISIONS)
     choice("train.scheduler", r.train.scheduler, ("cosine", "linear", "constant_with_warmup", "constant"))
     choice("train.eval_scorer", r.train.eval_scorer, ("letter", "cloze"))
@@ -164,7 +171,8 @@ def validate(r: Recipe) -> list[tuple[str, str]]:
     choice("data.on_bad_row", r.data.on_bad_row, ("error", "skip"))
     for key, value in (("train.lr", r.train.lr), ("train.batch_size", r.train.batch_size),
                        ("train.grad_accum", r.train.grad_accum), ("lora.r", r.lora.r),
-                       ("data.max_length", r.data.max_length), ("train.save_steps", r.train.save_steps)):
+                       ("data.max_length", r.data.max_length), ("train.save_steps", r.train.save_steps),
+                       ("data.selection_size", r.data.selection_size)):
         if value <= 0:
             out.append((key, f"must be positive, got {value}"))
     if not 0 <= r.lora.dropout < 1:
@@ -182,16 +190,16 @@ def validate(r: Recipe) -> list[tuple[str, str]]:
     if r.train.eval_steps and r.train.save_steps % r.train.eval_steps:
         out.append(("train.save_steps", f"must be a multiple of train.eval_steps ({r.train.eval_steps}) so "
                                         "that the best checkpoint by accuracy can be kept"))
-    if r.method in ("lora", "dora", "qlora"):
+    if METHODS.get(r.method) is not None and METHODS[r.method].saves == "adapter":
         tm = r.lora.target_modules
         if not (tm == "all-linear" or (isinstance(tm, list) and tm and all(isinstance(x, str) for x in tm))):
             out.append(("lora.target_modules", f"expected 'all-linear' or a list of names, got {tm!r}"))
+    if r.method == "grpo":
+        out.extend(grpo_problems(r.grpo, r.train.batch_size, r.train.grad_accum))
     for k, v in r.env.items():
         if not isinstance(v, (str, int, float)):
             out.append((f"env.{k}", f"expected a string value, got {v!r}"))
     return out
-
-
 
 
 def describe_recipe() -> list[str]:

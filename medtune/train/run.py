@@ -1,6 +1,8 @@
-"""`medtune train RECIPE [key=value ...]`: set up, evaluate the base model, train, evaluate, save.
+"""`medtune train RECIPE [key=value ...]`: set up, score the base model, train, score, save.
 
-Reads top to bottom like a single training script; the loop itself is the Hugging Face Trainer.
+`run_train` reads top to bottom like a single training script; each step is one helper below, and the
+loop itself is the Hugging Face Trainer (medtune.train.build.build_trainer). The reported eval
+questions are scored twice only, before and after, through the same function with the same settings.
 """
 
 from __future__ import annotations
@@ -9,235 +11,273 @@ import dataclasses
 import os
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from medtune.train.recipe import Recipe
 from medtune.errors import MedtuneError
-from medtune.io import atomic_write_json, atomic_write_text, replace_dir
+from medtune.runfolder import RunFolder
+from medtune.train.methods import Method, get_method
+from medtune.train.trainset import Questions, load_train_eval  # noqa: F401  (load_train_eval: benchmarks)
 
 
-def load_train_eval(recipe: Recipe) -> tuple[list, list, Any, dict]:
-    """Training and eval questions: separate sources, or a stable hash split of the training sources."""
-    from medtune.data.sources import LoadOptions, load_benchmark
-    from medtune.data.split import contamination, split_items
+@dataclass
+class Setup:
+    """Everything the run decided and loaded before training."""
 
-    d = recipe.data
-    opts = LoadOptions(format=d.format, cop_base=d.cop_base, on_bad_row=d.on_bad_row)
-    items, report = load_benchmark(d.train, opts)
-    if d.max_rows:
-        items = items[: d.max_rows]
-    if d.eval:
-        train = items
-        evals, _ = load_benchmark(d.eval, opts)
-        info = {"how": "separate eval sources", "contamination": contamination(train, evals)}
-    else:
-        train, evals, info = split_items(items, eval_size=d.eval_size, seed=d.split_seed)
-        info = {"how": f"stable hash split of the training sources (seed {d.split_seed}, {len(evals)} held out)",
-                **info}
-    if d.max_train:
-        train = train[: d.max_train]
-    if d.max_eval:
-        evals = evals[: d.max_eval]
-    info.update(train=len(train), eval=len(evals))
-    return train, evals, report, info
+    method: Method
+    backend: Any
+    precision: str
+    questions: Questions
+    ref: Any
+    tokenizer: Any
+    template: str
+    model: Any
+    eval_cfg: Any
 
 
-def _check_resume(out: Path, recipe: Recipe) -> None:
-    saved = out / "recipe.yaml"
-    if not saved.is_file():
-        raise MedtuneError("nothing to resume: no recipe.yaml in the run folder", path=str(out), field="--resume")
-    old = yaml.safe_load(saved.read_text("utf-8"))
+def run_train(recipe: Any, resume: bool = False) -> dict:
+    """Train per the recipe; returns the run summary (also written to RUN/metrics.json)."""
+    apply_env(recipe)  # before the first import of torch, for every caller
+    method = get_method(recipe.method)
+    if method.run_function() is not None:  # a method that owns its whole run (grpo)
+        return method.run_function()(recipe)
+    t_start = time.perf_counter()
+    run = RunFolder(recipe.output_dir)
+    main = prepare_folder(run, recipe, resume)
+    s = set_up(recipe, method)
+    baseline = score_baseline(s, run, resume) if recipe.baseline_eval and main else None
+    trainer, examples = make_trainer(recipe, s, run)
+    result, train_s = train(trainer, run, resume)
+    if not main:
+        return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(run)}
+    saved = save_trained(trainer, s, run)
+    final = score_final(trainer.model, s, run, saved)
+    summary = summarize(recipe, s, run, baseline, final, trainer, result, examples, saved,
+                        train_s=train_s, total_s=time.perf_counter() - t_start)
+    write_outputs(recipe, s, run, summary)
+    return summary
+
+
+def apply_env(recipe: Any) -> None:
+    """The recipe's `env:` variables, set before torch is imported."""
+    for key, value in recipe.env.items():
+        os.environ[str(key)] = str(value)
+
+
+def _check_resume(run: RunFolder, recipe: Any) -> None:
+    if not run.recipe.is_file():
+        raise MedtuneError("nothing to resume: no recipe.yaml in the run folder", path=str(run), field="--resume")
+    old = yaml.safe_load(run.recipe.read_text("utf-8"))
     new = recipe.to_dict()
     diffs = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     if diffs:
         raise MedtuneError(f"the run folder was made with another recipe (differs in: {', '.join(diffs)}); "
-                           "resume with the same recipe, or choose a new output_dir", path=str(saved))
+                           "resume with the same recipe, or choose a new output_dir", path=str(run.recipe))
 
 
-def run_train(recipe: Recipe, resume: bool = False) -> dict:
-    """Train per the recipe; returns the run summary (also written to RUN/metrics.json)."""
-    for key, value in recipe.env.items():  # before the first import of torch (below), for every caller
-        os.environ[str(key)] = str(value)
-    from transformers import TrainingArguments, set_seed
-    from transformers.integrations import TensorBoardCallback
+def prepare_folder(run: RunFolder, recipe: Any, resume: bool) -> bool:
+    """Check resume/overwrite, write recipe.yaml, seed; returns whether this process is rank 0."""
+    from transformers import set_seed
 
-    from medtune.backend import select_backend
-    from medtune.data.prompts import resolve_template
-    from medtune.eval.compare import compare_runs, format_compare
-    from medtune.eval.run import EvalConfig, evaluate_items, format_table
-    from medtune.manifest import build_manifest
-    from medtune.models import (load_causal_lm, load_encoder, load_tokenizer, merge_for_inference, model_kind,
-                                resolve_model)
-    from medtune.train import methods
-    from medtune.train.examples import PadCollator, build_examples
-    from medtune.train.multiple_choice import ChoiceCollator, encode_item
-    from medtune.train.trainer import MedtuneTrainer, TerminalLog, last_complete_checkpoint, plot_curves
-
-    t_start = time.perf_counter()
-    main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun, rank 0 evaluates and writes
-    out = Path(recipe.output_dir)
+    main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun, rank 0 scores and writes
     if resume:
-        _check_resume(out, recipe)
-    elif (out / "recipe.yaml").is_file() and any(out.glob("checkpoints/checkpoint-*")):
+        _check_resume(run, recipe)
+    elif run.has_checkpoints():
         raise MedtuneError("this run folder already has checkpoints; pass --resume to continue it, or choose "
-                           "another output_dir", path=str(out), field="output_dir")
-    out.mkdir(parents=True, exist_ok=True)
+                           "another output_dir", path=str(run), field="output_dir")
+    run.root.mkdir(parents=True, exist_ok=True)
     if main:
-        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        run.write_text(run.recipe, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     set_seed(recipe.train.seed)
+    return main
 
-    # --- set up: device, data, tokenizer, model -------------------------------------------------
+
+def set_up(recipe: Any, method: Method) -> Setup:
+    """Backend and precision, questions, tokenizer, template and the base model."""
+    from medtune.backend import default_batch_size, select_backend
+    from medtune.data.prompts import resolve_template
+    from medtune.eval.run import EvalConfig
+    from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+    from medtune.train import methods
+
     precision = methods.precision_for(select_backend(), recipe.train.precision)
-    backend = select_backend(dtype=methods.load_dtype(recipe.method, precision))
-    if recipe.method == "qlora":
-        methods.check_qlora(backend)
+    backend = select_backend(dtype=method.load_dtype(precision))
+    if method.check:
+        method.check(backend)
     if recipe.train.fp8:
         methods.check_fp8(backend)
-    train_items, eval_items, data_report, split_info = load_train_eval(recipe)
+    questions = load_train_eval_questions(recipe)
     ref = resolve_model(recipe.model.name)
-    encoder = recipe.method == "multiple_choice"
-    if encoder != (model_kind(ref, recipe.model.trust_remote_code) == "encoder"):
-        raise MedtuneError(f"method {recipe.method} needs {'an encoder' if encoder else 'a causal LM'}; "
-                           f"{ref.name} is {'a causal LM' if encoder else 'an encoder'}", field="model.name")
+    if method.encoder != (model_kind(ref, recipe.model.trust_remote_code) == "encoder"):
+        enc = method.encoder
+        raise MedtuneError(f"method {method.name} needs {'an encoder' if enc else 'a causal LM'}; "
+                           f"{ref.name} is {'a causal LM' if enc else 'an encoder'}", field="model.name")
     tokenizer = load_tokenizer(ref, recipe.model.trust_remote_code)
-    template = "none" if encoder else resolve_template(recipe.data.template, tokenizer)
-    print(f"medtune train: {recipe.method} on {ref.name} · {len(train_items)} training and {len(eval_items)} "
-          f"eval questions ({split_info['how']}) · {backend.kind} {precision}", flush=True)
+    template = "none" if method.encoder else resolve_template(recipe.data.template, tokenizer)
+    q = questions
+    print(f"medtune train: {method.name} on {ref.name} · {len(q.train)} training and {len(q.evals)} eval "
+          f"questions ({q.info['how']})" + (f" · {len(q.selection)} selection questions cut from the training "
+                                           f"side" if q.selection else "") + f" · {backend.kind} {precision}",
+          flush=True)
     if ref.note:
         print(f"medtune: model {ref.name}: {ref.note}", file=sys.stderr)
-    if encoder:
+    if method.encoder:
         model = load_encoder(ref, backend, recipe.model.trust_remote_code)
     else:
+        q_cfg = method.quantization() if method.quantization else None
         model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
-                               quantization_config=methods.quantization_config(recipe.method),
-                               attn_implementation=recipe.model.attn_implementation)
+                               quantization_config=q_cfg, attn_implementation=recipe.model.attn_implementation)
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
-                          progress=sys.stderr.isatty(), distributed=False)  # rank 0 alone evaluates
+                          batch_size=default_batch_size(backend),
+                          progress=sys.stderr.isatty(), distributed=False)  # rank 0 alone scores
+    return Setup(method, backend, precision, questions, ref, tokenizer, template, model, eval_cfg)
 
-    # --- evaluate the base model on the eval questions ---------------------------------------
-    baseline = None
-    if recipe.baseline_eval and main:
-        if resume and (out / "baseline" / "metrics.json").is_file():
-            import json
 
-            baseline = json.loads((out / "baseline" / "metrics.json").read_text("utf-8"))
-        else:
-            baseline = evaluate_items(dataclasses.replace(eval_cfg, out=str(out / "baseline")), eval_items,
-                                      data_report, model=model, tokenizer=tokenizer)
-            print(format_table(baseline, "before training:"), flush=True)
+def load_train_eval_questions(recipe: Any) -> Questions:
+    """The run's questions (medtune.train.trainset.load_questions), training options shuffled if asked."""
+    from medtune.train.trainset import load_questions, shuffle_options
 
-    # --- adapt and train ----------------------------------------------------------------------
-    model = methods.prepare_for_training(model, recipe, backend)
-    trainable, total = methods.trainable_parameters(model)
+    q = load_questions(recipe)
+    if getattr(recipe.data, "shuffle_options", False):
+        q.train = shuffle_options(q.train, recipe.train.seed)
+    return q
+
+
+def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, **cfg: Any) -> dict:
+    """The reported eval questions scored into `folder`: the one scoring call for before and after, same
+    dtype, batch size and no autocast; the regime is recorded in the metrics under "scoring"."""
+    import torch
+
+    from medtune.eval.run import evaluate_items
+
+    q = s.questions
+    metrics = evaluate_items(dataclasses.replace(s.eval_cfg, out=str(folder), **cfg), q.evals, q.report,
+                             model=model, tokenizer=s.tokenizer)
+    metrics["scoring"] = {"dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                          "autocast": torch.is_autocast_enabled(), "batch_size": s.eval_cfg.batch_size,
+                          "merged": merged}
+    return metrics
+
+
+def score_baseline(s: Setup, run: RunFolder, resume: bool) -> dict:
+    """The base model on the eval questions (read back when resuming a run that scored it)."""
+    from medtune.eval.run import format_table
+
+    if resume and run.baseline.metrics.is_file():
+        return run.read_json(run.baseline.metrics)
+    baseline = score(s, run.baseline, s.model)
+    print(format_table(baseline, "before training:"), flush=True)
+    return baseline
+
+
+def make_trainer(recipe: Any, s: Setup, run: RunFolder) -> tuple[Any, list[dict]]:
+    """Adapt the model, tokenize the training questions, build the Trainer."""
+    from medtune.train import methods
+    from medtune.train.build import build_trainer
+    from medtune.train.report import tensorboard_callback
+    from medtune.train.trainset import cached_examples
+
+    s.model = methods.prepare_for_training(s.model, recipe, s.backend)
+    trainable, total = methods.trainable_parameters(s.model)
     print(f"trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%})", flush=True)
-    if encoder:
-        examples = [encode_item(it, tokenizer, recipe.data.max_length) for it in train_items]
-    else:
-        examples = build_examples(train_items, tokenizer, template, recipe.data.target, recipe.data.max_length,
-                                  recipe.data.loss_on)
-    from datasets import Dataset
+    examples = cached_examples(s.questions.train, s.tokenizer, recipe, s.template, s.method.encoder)
+    trainer = build_trainer(recipe, s.model, s.tokenizer, examples, backend=s.backend, precision=s.precision,
+                            template=s.template, encoder=s.method.encoder, folder=run.checkpoints,
+                            selection=s.questions.selection, callbacks=[tensorboard_callback(run.tensorboard)])
+    return trainer, examples
 
-    train_ds = Dataset.from_list([{**e, "length": _n_tokens(e)} for e in examples])
-    if encoder:
-        collator = ChoiceCollator(tokenizer.pad_token_id)
-    elif recipe.train.packing:
-        from transformers import DataCollatorWithFlattening
 
-        collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
-    else:
-        collator = PadCollator(tokenizer.pad_token_id)
-    t = recipe.train
-    evaluating = bool(t.eval_steps)
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum, learning_rate=t.lr, lr_scheduler_type=t.scheduler,
-        warmup_steps=float(t.warmup_ratio), weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        num_train_epochs=t.epochs, max_steps=t.max_steps, logging_steps=t.logging_steps,
-        save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit,
-        eval_strategy="steps" if evaluating else "no", eval_steps=t.eval_steps,
-        load_best_model_at_end=evaluating, metric_for_best_model="accuracy" if evaluating else None,
-        greater_is_better=True, bf16=precision == "bf16", fp16=precision == "fp16", seed=t.seed, data_seed=t.seed,
-        train_sampling_strategy="group_by_length" if t.group_by_length and not t.packing else "random",
-        remove_unused_columns=False, report_to="none", use_cpu=backend.kind == "cpu",
-        dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), ddp_find_unused_parameters=False,
-        optim="adamw_torch_fused" if backend.kind in ("cuda", "rocm") else "adamw_torch",
-        use_liger_kernel=recipe.train.liger and methods.liger_available(backend),
-    )
-    from torch.utils.tensorboard import SummaryWriter
+def train(trainer: Any, run: RunFolder, resume: bool) -> tuple[Any, float]:
+    """trainer.train(), from the last complete checkpoint when resuming; returns (result, seconds)."""
+    from medtune.train.trainer import last_complete_checkpoint
 
-    callbacks = [TensorBoardCallback(SummaryWriter(str(out / "tensorboard"))), TerminalLog()]
-    if t.early_stopping_patience:
-        from transformers import EarlyStoppingCallback
-
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.early_stopping_patience))
-    hint = ("fp16 overflows easily: use train.precision=bf16 where the GPU supports it."
-            if precision == "fp16" else "Lower train.lr, or check the data for extreme lengths.")
-    trainer = MedtuneTrainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=train_ds.select(range(1)) if evaluating else None,
-        data_collator=collator, callbacks=callbacks, mt_eval_items=eval_items, mt_tokenizer=tokenizer,
-        mt_template=template, mt_scorer=t.eval_scorer, mt_precision_hint=hint,
-    )
-    from transformers.trainer_callback import PrinterCallback
-
-    trainer.remove_callback(PrinterCallback)  # TerminalLog prints one readable line instead
-    ckpt = last_complete_checkpoint(out / "checkpoints") if resume else None
+    ckpt = last_complete_checkpoint(run.checkpoints) if resume else None
     if resume:
         print(f"resuming from {ckpt}" if ckpt else "no complete checkpoint yet: starting from step 0", flush=True)
-    t_train = time.perf_counter()
+    t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    train_s = time.perf_counter() - t_train
-    if not main:
-        return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(out)}
+    return result, time.perf_counter() - t0
 
-    # --- save the adapter (or the full model) atomically --------------------------------------
-    final_dir = out / ("model" if recipe.method in ("full", "multiple_choice") else "adapter")
-    with replace_dir(final_dir) as staging:
+
+def save_trained(trainer: Any, s: Setup, run: RunFolder) -> Any:
+    """The adapter (or the whole model) and the tokenizer, written atomically."""
+    from medtune.io import replace_dir
+
+    folder = run.trained(s.method.saves == "model")
+    with replace_dir(folder) as staging:
         trainer.model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        s.tokenizer.save_pretrained(staging)
+    return folder
 
-    # --- evaluate the trained model and compare ------------------------------------------------
-    model = trainer.model
+
+def score_final(model: Any, s: Setup, run: RunFolder, saved: Any) -> dict:
+    """The trained model on the eval questions, scored as the baseline was. An adapter over fp32 weights
+    is folded in (exact to rounding, and faster); over bf16/fp16 weights it stays unmerged, since a merge
+    in half precision rounds small updates away."""
+    import torch
+
+    from medtune.eval.run import format_table
+    from medtune.models import merge_for_inference
+
     model.eval()
-    merge_for_inference(model)  # the adapter is saved above; scoring runs the folded weights
-    trained = {"adapter": str(final_dir)} if final_dir.name == "adapter" else {"model": str(final_dir)}
-    final = evaluate_items(dataclasses.replace(eval_cfg, out=str(out / "final"), **trained),  # manifest hashes it
-                           eval_items, data_report, model=model, tokenizer=tokenizer)
+    merged = next(model.parameters()).dtype == torch.float32 and merge_for_inference(model)
+    final = score(s, run.final, model, merged=merged,
+                  **{saved.name if saved.name == "adapter" else "model": str(saved)})
     print(format_table(final, "after training:"), flush=True)
+    return final
+
+
+def summarize(recipe: Any, s: Setup, run: RunFolder, baseline: dict | None, final: dict, trainer: Any,
+              result: Any, examples: list[dict], saved: Any, *, train_s: float, total_s: float) -> dict:
+    """The comparison, the curve plot and the run summary (metrics.json)."""
+    from medtune.eval.compare import compare_runs, format_compare
+    from medtune.train import methods
+    from medtune.train.report import format_distributions, letter_distributions, plot_curves
+    from medtune.train.trainset import n_tokens
+
     comparison = None
     if baseline is not None:
-        comparison = compare_runs(str(out / "baseline"), str(out / "final"), out=str(out))
+        comparison = compare_runs(str(run.baseline), str(run.final), out=str(run))
         print(format_compare(comparison), flush=True)
-    history = trainer.state.log_history
-    primary = final["primary"]
+    letters = letter_distributions(s.questions.evals, baseline, final)
+    letters_line = format_distributions(letters)
+    print(letters_line, flush=True)
+    primary, t = final["primary"], recipe.train
     mf = final["baselines"]["most_frequent_letter"]
-    plot_curves(history, out / "curves.png", baseline["results"][primary]["accuracy"] if baseline else None,
-                final["results"][primary]["accuracy"], prior=(mf["letter"], mf["accuracy"]))
-    tokens = sum(_n_tokens(e) for e in examples) * (result.global_step * t.batch_size * t.grad_accum
-                                                          / max(1, len(examples)))
-    summary = {
-        "method": recipe.method, "model": ref.name, "precision": precision, "template": template,
-        "train_questions": len(train_items), "eval_questions": len(eval_items), "split": split_info,
+    plot_curves(trainer.state.log_history, run.curves, baseline["results"][primary]["accuracy"] if baseline
+                else None, final["results"][primary]["accuracy"], prior=(mf["letter"], mf["accuracy"]))
+    seen = result.global_step * t.batch_size * t.grad_accum / max(1, len(examples))
+    tokens = sum(n_tokens(e) for e in examples) * seen
+    trainable, total = methods.trainable_parameters(trainer.model)
+    q = s.questions
+    return {
+        "method": recipe.method, "model": s.ref.name, "precision": s.precision, "template": s.template,
+        "train_questions": len(q.train), "eval_questions": len(q.evals), "split": q.info,
         "steps": result.global_step, "train_loss": result.training_loss, "train_seconds": train_s,
         "approx_train_tokens_per_s": tokens / train_s if train_s else None,
         "trainable_parameters": trainable, "total_parameters": total,
         "baseline": _brief(baseline), "final": _brief(final),
-        "compare": comparison, "best_checkpoint": trainer.state.best_model_checkpoint,
-        "output": str(final_dir), "total_seconds": time.perf_counter() - t_start,
+        "compare": comparison, "letters": letters, "letters_line": letters_line,
+        "scoring": {"baseline": (baseline or {}).get("scoring"), "final": final["scoring"]},
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "output": str(saved), "total_seconds": total_s,
     }
-    atomic_write_json(out / "metrics.json", summary)
-    atomic_write_json(out / "manifest.json", build_manifest(
-        recipe=recipe.to_dict(), backend=backend.to_dict(), precision=precision, data=data_report.to_dict(),
-        model={"name": ref.name, "path": ref.path, "kind": ref.kind, "note": ref.note}))
-    return summary
 
 
-def _n_tokens(example: dict) -> int:
-    ids = example["input_ids"]
-    return sum(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
+def write_outputs(recipe: Any, s: Setup, run: RunFolder, summary: dict) -> None:
+    """metrics.json and manifest.json."""
+    from medtune.manifest import build_manifest
+
+    run.write_json(run.metrics, summary)
+    ref = s.ref
+    run.write_json(run.manifest, build_manifest(
+        recipe=recipe.to_dict(), backend=s.backend.to_dict(), precision=s.precision,
+        data=s.questions.report.to_dict(), model={"name": ref.name, "path": ref.path, "kind": ref.kind,
+                                                   "note": ref.note},
+        split={**s.questions.info, "selection_ids": sorted(it.id for it in s.questions.selection)}))
 
 
 def _brief(metrics: dict | None) -> dict | None:

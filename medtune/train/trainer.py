@@ -1,9 +1,10 @@
-"""The Hugging Face Trainer, with what medtune adds: accuracy as the eval metric, a NaN/inf guard,
-checkpoints that count only once complete, and a curve plot."""
+"""The Hugging Face Trainer, with what medtune adds: the LM head only where labels are, accuracy on the
+selection set as the eval metric, a NaN/inf guard without a per-step sync, checkpoints that count only
+once complete."""
 
 from __future__ import annotations
 
-import json
+import math
 import re
 import time
 from pathlib import Path
@@ -19,9 +20,30 @@ _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class NonFiniteLoss(MedtuneError):
-    """The loss became NaN or inf; the run stopped before the bad step was applied."""
+    """The loss became NaN or inf; the run stopped before a checkpoint of the bad weights was written."""
 
     exit_code = 3
+
+
+def labelled_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
+    """Causal-LM cross-entropy with the LM head run only at positions whose next token has a label
+    (`logits_to_keep` as a boolean mask): the same value as the model's own loss, a fraction of the
+    head's FLOPs and memory with answer-only loss. Sum over labelled tokens / num_items_in_batch when
+    given (the Trainer's count over the accumulated batch), else the mean, as transformers does."""
+    import torch.nn.functional as F
+
+    labels = inputs["labels"]
+    shifted = F.pad(labels, (0, 1), value=-100)[..., 1:]
+    keep = shifted != -100
+    out = model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=keep)
+    logits = out.logits.float().reshape(-1, out.logits.shape[-1])
+    target = shifted[keep].to(logits.device)
+    if num_items_in_batch is None:
+        return F.cross_entropy(logits, target, reduction="mean")
+    total = F.cross_entropy(logits, target, reduction="sum")
+    if hasattr(num_items_in_batch, "to"):
+        num_items_in_batch = num_items_in_batch.to(total.device)
+    return total / num_items_in_batch
 
 
 class MedtuneTrainer(Trainer):
@@ -29,7 +51,7 @@ class MedtuneTrainer(Trainer):
 
     def __init__(self, *args: Any, mt_eval_items: Sequence = (), mt_tokenizer: Any = None,
                  mt_template: str = "chat", mt_scorer: str = "letter", mt_eval_batch: int = 8,
-                 mt_precision_hint: str = "", **kwargs: Any):
+                 mt_precision_hint: str = "", mt_lengths: Sequence[int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.mt_eval_items = list(mt_eval_items)
         self.mt_tokenizer = mt_tokenizer
@@ -37,32 +59,55 @@ class MedtuneTrainer(Trainer):
         self.mt_scorer = mt_scorer
         self.mt_eval_batch = mt_eval_batch
         self.mt_precision_hint = mt_precision_hint
+        self.mt_lengths = list(mt_lengths) if mt_lengths is not None else None
+        self.mt_head_on_labels = not self.args.use_liger_kernel  # Liger fuses the head with the loss itself
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        if self.args.train_sampling_strategy == "group_by_length" and self.mt_lengths is not None:
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self.mt_lengths)
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        if "choice_mask" not in inputs:
+        if "choice_mask" in inputs:
+            import torch.nn.functional as F
+
+            from medtune.eval.choice import choice_logits
+
+            logits = choice_logits(model, inputs)  # padded options masked out of the softmax
+            loss = F.cross_entropy(logits.float(), inputs["labels"])
+            return (loss, {"logits": logits}) if return_outputs else loss
+        if return_outputs or not self.mt_head_on_labels or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        import torch.nn.functional as F
+        if not self.model_accepts_loss_kwargs:
+            num_items_in_batch = None  # the Trainer then divides a per-batch mean by the accumulation steps
+        loss = labelled_loss(model, inputs, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss scales a token-averaged loss
+        return loss
 
-        from medtune.train.multiple_choice import choice_logits
+    def _maybe_log_save_evaluate(self, tr_loss: Any, grad_norm: Any, model: Any, *args: Any, **kwargs: Any) -> None:
+        # A checkpoint or an evaluation brings the loss to the host first (log -> NaN guard), so a bad loss
+        # stops the run before it is saved; otherwise the loss is read only when it is logged anyway.
+        c = self.control
+        if (c.should_save or c.should_evaluate) and self.state.global_step > self._globalstep_last_logged:
+            c.should_log = True
+        super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, *args, **kwargs)
 
-        logits = choice_logits(model, inputs)  # padded options masked out of the softmax
-        loss = F.cross_entropy(logits.float(), inputs["labels"])
-        return (loss, {"logits": logits}) if return_outputs else loss
-
-    def training_step(self, model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
-        import torch
-
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if not torch.isfinite(loss.detach()).all():
-            step = self.state.global_step + 1
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        loss = logs.get("loss")
+        if isinstance(loss, float) and not math.isfinite(loss):
+            step = self.state.global_step
             ckpt = last_complete_checkpoint(Path(self.args.output_dir), quarantine=False)
             where = (f"the last complete checkpoint, {ckpt}, is intact (continue with --resume after fixing "
                      f"the cause)" if ckpt else "no checkpoint had been written yet")
-            raise NonFiniteLoss(f"step {step}: the loss is {float(loss.detach().float().mean())}; training "
-                                f"stopped before this step was applied and {where}. {self.mt_precision_hint}")
-        return loss
+            raise NonFiniteLoss(f"step {step}: the loss is {loss}; training stopped before a checkpoint of "
+                                f"these weights was written and {where}. {self.mt_precision_hint}")
+        super().log(logs, *args, **kwargs)
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -83,8 +128,10 @@ class MedtuneTrainer(Trainer):
         r = summarize([it.answer_index for it in items], [softmax(s) for s in scores[name]],
                       [it.subject for it in items])
         lo, hi = r["ci95"]
+        top = max(r.get("predicted_letters", {}).values(), default=0.0)  # a collapse onto one letter shows here
         metrics = {f"{metric_key_prefix}_accuracy": r["accuracy"], f"{metric_key_prefix}_ci95_low": lo,
-                   f"{metric_key_prefix}_ci95_high": hi, f"{metric_key_prefix}_seconds": time.perf_counter() - t0}
+                   f"{metric_key_prefix}_ci95_high": hi, f"{metric_key_prefix}_top_letter_share": top,
+                   f"{metric_key_prefix}_seconds": time.perf_counter() - t0}
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -120,48 +167,32 @@ class TerminalLog(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any) -> None:
         if not logs or not state.is_world_process_zero:
             return
-        keys = ("loss", "learning_rate", "grad_norm", "eval_accuracy", "train_loss")
+        keys = ("loss", "learning_rate", "grad_norm", "eval_accuracy", "eval_top_letter_share", "train_loss")
         parts = [f"{k}={logs[k]:.4g}" for k in keys if isinstance(logs.get(k), (int, float))]
         if parts:
             print(f"step {state.global_step}/{state.max_steps}: " + " ".join(parts), flush=True)
 
 
-def plot_curves(log_history: list[dict], path: Path, baseline_acc: float | None = None,
-                final_acc: float | None = None, prior: tuple[str, float] | None = None) -> Path | None:
-    """Training loss and eval accuracy against steps, as a PNG."""
-    import matplotlib
+class StepTimer(TrainerCallback):
+    """Wall time of each optimizer step, end to end (data, forward, backward, optimizer), synchronised
+    with the device at each step's end (for `bench train`)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __init__(self, device: str):
+        self.device = device
+        self.times: list[float] = []
+        self._last = 0.0
 
-    loss = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
-    acc = [(h["step"], h["eval_accuracy"]) for h in log_history if "eval_accuracy" in h]
-    if not loss and not acc:
-        return None
-    fig, ax1 = plt.subplots(figsize=(7, 4), dpi=110)
-    if loss:
-        ax1.plot(*zip(*loss), color="tab:blue", label="training loss")
-    ax1.set_xlabel("optimizer step")
-    ax1.set_ylabel("training loss", color="tab:blue")
-    ax2 = ax1.twinx()
-    if acc:
-        ax2.plot(*zip(*acc), "o-", color="tab:red", label="eval accuracy")
-    if baseline_acc is not None:
-        ax2.axhline(baseline_acc, color="tab:gray", ls="--", label=f"baseline {baseline_acc:.3f}")
-    if final_acc is not None:
-        ax2.axhline(final_acc, color="tab:red", ls=":", label=f"final {final_acc:.3f}")
-    if prior is not None:
-        ax2.axhline(prior[1], color="black", ls="-.", lw=0.8, label=f"always {prior[0]!r} {prior[1]:.3f}")
-    ax2.set_ylabel("eval accuracy", color="tab:red")
-    handles = ax1.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax1.legend(handles, [h.get_label() for h in handles], loc="best", fontsize=8)
-    ax1.set_title("medtune training")
-    fig.tight_layout()
-    from medtune.io import atomic_savefig
+    def _now(self) -> float:
+        import torch
 
-    return atomic_savefig(fig, path)
+        if self.device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self._last = self._now()
 
-def read_json(path: Path) -> Any:
-    """JSON from a file, or None when it is missing."""
-    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        now = self._now()
+        self.times.append(now - self._last)
+        self._last = now

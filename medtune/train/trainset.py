@@ -1,0 +1,168 @@
+"""The questions a run uses: training, selection (cut from the training side) and the reported eval set;
+option-order shuffling for training; tokenized examples, cached by content.
+
+The reported eval set is scored twice only, before and after training. Checkpoint selection and early
+stopping (`train.eval_steps`) read a separate selection set cut from the training questions by the same
+stable hash split, so the reported gain is not biased by choosing on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from medtune.data.schema import MCQItem
+
+# options whose meaning depends on their place or on the other options: such questions keep their order
+_POSITIONAL = re.compile(r"\b(all|none|both|neither) of (the )?(above|these|them)\b|\b(both|only|either) "
+                         r"\(?[a-e]\)? (and|or|&) \(?[a-e]\)?\b|\b[a-e] and [a-e]\b|\ball the above\b", re.I)
+
+
+@dataclass
+class Questions:
+    """The run's questions on each side and how they were cut."""
+
+    train: list[MCQItem]
+    evals: list[MCQItem]
+    report: Any
+    info: dict
+    selection: list[MCQItem] = field(default_factory=list)
+
+
+def load_questions(recipe: Any) -> Questions:
+    """Training, selection and eval questions: separate eval sources, or a stable hash split of the
+    training sources; a selection set cut from the training side when the recipe selects checkpoints."""
+    from medtune.data.sources import LoadOptions, load_benchmark
+    from medtune.data.split import contamination, split_items
+
+    d = recipe.data
+    opts = LoadOptions(format=d.format, cop_base=d.cop_base, on_bad_row=d.on_bad_row)
+    items, report = load_benchmark(d.train, opts)
+    if d.max_rows:
+        items = items[: d.max_rows]
+    if d.eval:
+        train = items
+        evals, _ = load_benchmark(d.eval, opts)
+        info = {"how": "separate eval sources", "contamination": contamination(train, evals)}
+    else:
+        train, evals, info = split_items(items, eval_size=d.eval_size, seed=d.split_seed)
+        info = {"how": f"stable hash split of the training sources (seed {d.split_seed}, {len(evals)} held out)",
+                **info}
+    selection: list[MCQItem] = []
+    if selects_checkpoints(recipe):
+        size = min(getattr(d, "selection_size", 200), max(1, len(train) // 5))
+        train, selection, _ = split_items(train, eval_size=size, seed=d.split_seed + 1)
+        info["selection"] = {"how": f"stable hash split of the training side (seed {d.split_seed + 1})",
+                             "size": len(selection)}
+    if d.max_train:
+        train = train[: d.max_train]
+    if d.max_eval:
+        evals = evals[: d.max_eval]
+    info.update(train=len(train), eval=len(evals))
+    return Questions(train, evals, report, info, selection)
+
+
+def load_train_eval(recipe: Any) -> tuple[list, list, Any, dict]:
+    """(train, eval, load report, split info), as `load_questions` cuts them."""
+    q = load_questions(recipe)
+    return q.train, q.evals, q.report, q.info
+
+
+def selects_checkpoints(recipe: Any) -> bool:
+    """Whether the run evaluates during training (best checkpoint, early stopping)."""
+    return bool(recipe.train.eval_steps)
+
+
+def _fixed_order(item: MCQItem) -> bool:
+    return any(_POSITIONAL.search(o) for o in item.options)
+
+
+def shuffle_options(items: Sequence[MCQItem], seed: int) -> list[MCQItem]:
+    """Each question's options in a stable random order (by sha256 of seed and id), the answer moved with
+    its option; questions with positional options ("all of the above", "both A and B") keep their order."""
+    import random
+
+    out = []
+    for it in items:
+        if len(it.options) < 2 or _fixed_order(it):
+            out.append(it)
+            continue
+        rng = random.Random(int.from_bytes(hashlib.sha256(f"options:{seed}:{it.id}".encode()).digest()[:8], "big"))
+        order = list(range(len(it.options)))
+        rng.shuffle(order)
+        out.append(dataclasses.replace(it, options=tuple(it.options[i] for i in order),
+                                       answer_index=order.index(it.answer_index)))
+    return out
+
+
+def items_digest(items: Sequence[MCQItem]) -> str:
+    """sha256 over everything of the questions that a prompt can show."""
+    h = hashlib.sha256()
+    for it in items:
+        for part in (it.id, it.question, *it.options, str(it.answer_index), it.subject or "", it.topic or "",
+                     it.explanation or "", it.context or ""):
+            h.update(part.encode("utf-8"))
+            h.update(b"\x1f")
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def tokenizer_identity(tokenizer: Any) -> dict:
+    """What of a tokenizer decides its ids: its name, vocabulary size, special tokens, chat template."""
+    return {"name": getattr(tokenizer, "name_or_path", ""), "size": len(tokenizer),
+            "class": type(tokenizer).__name__, "eos": tokenizer.eos_token_id, "bos": tokenizer.bos_token_id,
+            "add_bos": bool(getattr(tokenizer, "add_bos_token", False)),
+            "chat": hashlib.sha256(str(getattr(tokenizer, "chat_template", "")).encode()).hexdigest()}
+
+
+def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, template: str, encoder: bool,
+                    quiet: bool = False) -> list[dict]:
+    """Tokenized training examples, from medtune's content-keyed cache when the same questions, tokenizer,
+    template, length, target and loss were tokenized before."""
+    from medtune.data.cache import content_key, load_cached, store_cached
+
+    d = recipe.data
+    key = content_key("train-examples", items_digest(items), tokenizer_identity(tokenizer), template,
+                      d.max_length, d.target, d.loss_on, encoder)
+    found = load_cached("train-examples", key)
+    if found is not None:
+        if not quiet:
+            print(f"medtune: {len(found):,} tokenized examples from the cache ({key[:12]})", flush=True)
+        return found
+    if encoder:
+        from medtune.eval.choice import encode_item
+
+        examples = [encode_item(it, tokenizer, d.max_length) for it in items]
+    else:
+        from medtune.train.examples import build_examples
+
+        examples = build_examples(items, tokenizer, template, d.target, d.max_length, d.loss_on)
+    try:
+        store_cached("train-examples", key, examples)
+    except OSError as err:  # a read-only cache folder costs a re-tokenization, nothing else
+        print(f"medtune: could not cache the tokenized examples: {err}", file=sys.stderr)
+    return examples
+
+
+class ExampleList:
+    """A plain map-style dataset over tokenized examples, with their lengths (for length grouping)."""
+
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+        self.lengths = [n_tokens(e) for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.examples[i]
+
+
+def n_tokens(example: dict) -> int:
+    """Tokens of one example (summed over options for a multiple-choice example)."""
+    ids = example["input_ids"]
+    return sum(len(x) for x in ids) if ids and isinstance(ids[0], list) else len(ids)
