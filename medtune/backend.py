@@ -42,7 +42,8 @@ EXTRAS = {"datasets": "hub", "pyarrow": "parquet", "gguf": "embedded", "matplotl
           "tensorboard": "logs", "gradio": "serve", "fastapi": "serve", "uvicorn": "serve", "trl": "rl"}
 
 
-def need(module: str, purpose: str, *, extra: str | None = None, field: str | None = None) -> Any:
+def need(module: str, purpose: str, *, extra: str | None = None, field: str | None = None,
+         path: str | None = None) -> Any:
     """Import an optional module, or stop with one line naming the extra that installs it."""
     import importlib
 
@@ -51,7 +52,7 @@ def need(module: str, purpose: str, *, extra: str | None = None, field: str | No
     except ImportError:
         extra = extra or EXTRAS.get(module.split(".")[0], "all")
         raise MedtuneError(f"{purpose} needs {module.split('.')[0]}, which is not installed: "
-                           f"pip install \"medtune[{extra}]\"", field=field) from None
+                           f"pip install \"medtune[{extra}]\"", field=field, path=path) from None
 
 
 def have(module: str) -> bool:

@@ -270,5 +270,8 @@ def test_a_missing_optional_module_is_one_line_naming_the_extra(monkeypatch):
     with pytest.raises(MedtuneError) as err:
         need("datasets", "hf: data")
     assert str(err.value) == 'hf: data needs datasets, which is not installed: pip install "medtune[hub]"'
+    with pytest.raises(MedtuneError) as err:
+        need("datasets.load", "hf: data", path="hf:a/b:train")
+    assert str(err.value) == 'hf:a/b:train: hf: data needs datasets, which is not installed: pip install "medtune[hub]"'
     assert not have("datasets") and have("json")
     assert need("json", "reading JSON").dumps([1]) == "[1]"
