@@ -132,7 +132,8 @@ for g in "${groups[@]}"; do
     else step 3 train-fp8 "${MT[@]}" bench train $RECIPE "${DATA[@]}" train.fp8=true "${SHAPE[@]}" "${TRAIN[@]}" \
       --device $DEV --out "$OUT/gpu3-train-fp8.json"; fi
     if ! has lm_eval; then skip 3 vs-lm-eval "lm-evaluation-harness (lm_eval) is not installed"
-    else step 3 vs-lm-eval "$PY" benchmarks/vs_lm_eval.py "$OUT/gpu3-vs-lm-eval.json" "${SHAPE[@]}" --device $DEV; fi
+    elif [ ! -d ../shared/data ]; then skip 3 vs-lm-eval "benchmarks/vs_lm_eval.py reads ../shared/data, absent here"
+    else step 3 vs-lm-eval "$PY" benchmarks/vs_lm_eval.py "$OUT/gpu3-vs-lm-eval.json" --device $DEV; fi
     for pkg in flash_attn vllm; do has $pkg || skip 3 "$pkg" "$pkg is not installed; no step uses it without it"; done
     ;;
   esac
