@@ -382,3 +382,13 @@ def test_app_in_a_real_browser_shows_generated_reasoning_collapsed():
             browser.close()
     finally:
         demo.close()
+
+
+def test_an_encoder_cannot_answer_generatively():
+    from medtune.errors import MedtuneError
+    from medtune.serve.answer import Answerer, Source
+
+    with pytest.raises(MedtuneError) as err:
+        Answerer(Source(model="minilm-l6", scorer="generate"), device="cpu")
+    assert str(err.value) == ("--scorer: minilm-l6 is an encoder with a multiple-choice head: it scores options "
+                              "but cannot write an answer; drop --scorer generate")

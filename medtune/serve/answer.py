@@ -133,6 +133,9 @@ class Answerer:
         self.tokenizer = load_tokenizer(self.ref, trust_remote_code)
         self.model = load_model(self.ref, self.backend, source.adapter, trust_remote_code)
         self.is_encoder = is_multiple_choice(self.model)
+        if self.is_encoder and source.scorer == "generate":
+            raise MedtuneError(f"{self.ref.name} is an encoder with a multiple-choice head: it scores options but "
+                               "cannot write an answer; drop --scorer generate", field="--scorer")
         self.template = "none" if self.is_encoder else resolve_template(source.template, self.tokenizer)
         self.scorer = "choice" if self.is_encoder else source.scorer
         self.batch_size = batch_size or default_batch_size(self.backend)
