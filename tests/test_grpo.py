@@ -202,3 +202,13 @@ def test_shipped_grpo_recipes_load_and_pass_the_checks(path):
     assert recipe.method == "grpo"
     assert grpo_problems(recipe.grpo, recipe.train.batch_size, recipe.train.grad_accum) == []
     assert path.read_text().startswith(f"# medtune train configs/{path.name}")
+
+
+def test_a_run_folder_is_not_reused_and_grpo_does_not_resume(tmp_path, tiny_model_dir, sample_jsonl):
+    path = tiny_recipe(tmp_path, tiny_model_dir, sample_jsonl)
+    assert grpo.run_grpo(load(path, ["baseline_eval=false"]))["steps"] == 1
+    with pytest.raises(MedtuneError, match="this run folder already has checkpoints"):
+        grpo.run_grpo(load(path, ["baseline_eval=false"]))
+    with pytest.raises(MedtuneError) as err:
+        grpo.run_grpo(load(path, ["baseline_eval=false"]), resume=True)
+    assert str(err.value) == "--resume: method grpo does not resume; start it again with another output_dir"
