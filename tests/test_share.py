@@ -208,7 +208,7 @@ def test_space_folder_runs_the_app(tiny_run, tiny_model_dir, tmp_path):
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["sdk_version"]
     reqs = (out / "requirements.txt").read_text()
     assert "transformers" in reqs and "peft" in reqs and "gradio==" in reqs
-    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "medtune" / "cli.py").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "medtune" / "cli" / "__init__.py").is_file()
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
            "PYTHONPATH": str(out)}

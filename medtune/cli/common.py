@@ -53,7 +53,9 @@ def add_answer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="embedded name (smollm2-135m-instruct, the default), folder or Hub id")
     p.add_argument("--adapter", help="a PEFT adapter folder or Hub id")
     p.add_argument("--template", help="auto, chat, plain or hackathon (default: the run's, else auto)")
-    p.add_argument("--scorer", choices=["letter", "cloze"], help="default: the run's eval scorer, else letter")
+    p.add_argument("--scorer", choices=["letter", "cloze", "generate"],
+                   help="default: the run's eval scorer, else letter; generate: the model writes its answer "
+                        "(greedy) and the letter is read from the reply")
     from medtune.eval.run import EvalConfig
 
     add_fields(p, EvalConfig, ["device", "dtype", "trust_remote_code", "max_new_tokens", "thinking"])
@@ -67,9 +69,9 @@ def answerer(args: argparse.Namespace) -> Any:
     if args.run:
         if args.model or args.adapter:
             raise MedtuneError("give either --run or --model/--adapter, not both", field="--run")
-        source = source_from_run(args.run, args.template, args.scorer)
+        source = source_from_run(args.run, args.template, args.scorer, thinking=args.thinking)
     else:
         source = Source(model=args.model, adapter=args.adapter, template=args.template or "auto",
-                        scorer=args.scorer or "letter")
+                        scorer=args.scorer or "letter", thinking=bool(args.thinking))
     return Answerer(source, device=args.device, dtype=setting(args, EvalConfig, "dtype"),
                     trust_remote_code=setting(args, EvalConfig, "trust_remote_code"))
