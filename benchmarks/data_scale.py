@@ -6,7 +6,7 @@ then times each command as a user runs it (`python -m medtune ...`, a fresh proc
 before (a git revision, extracted with `git archive`) and after (this tree), alternating before/after
 in the same run. Per run: wall seconds, the command's peak RSS (wait4's ru_maxrss) and the peak of
 the summed RSS of its process tree (sampled every 20 ms; a forked helper counts here). "after" is
-measured cold (empty data cache) and, for stats, warm (the items cached by the cold run).
+measured cold (empty data cache) and warm (the items cached by the cold run).
 
 usage: python benchmarks/data_scale.py [--rows 182822] [--before a32337a] [--repeats 1] [--quick]
                                        [--out benchmarks/results/data-scale.json]
@@ -36,8 +36,9 @@ def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Summed VmRSS of a process and its descendants (from /proc)."""
+def tree_rss_kb(pid: int) -> tuple[int, int]:
+    """Summed RSS and PSS (kB) of a process and its descendants, from /proc. RSS counts a page a
+    forked helper shares with its parent twice; PSS splits it between them."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -47,28 +48,34 @@ def tree_rss_kb(pid: int) -> int:
                 children.setdefault(ppid, []).append(int(d))
             except (OSError, IndexError, ValueError):
                 pass
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         p = todo.pop()
         todo.extend(children.get(p, []))
         try:
-            with open(f"/proc/{p}/status") as fh:
-                total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
             pass
-    return total
+    return rss, pss
 
 
 def timed(cmd: list[str], env: dict) -> dict:
     """Run one command; wall time, exit status, ru_maxrss and the sampled tree RSS peak."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/tmp")
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            rss, pss = tree_rss_kb(proc.pid)
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
             time.sleep(0.02)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -78,15 +85,19 @@ def timed(cmd: list[str], env: dict) -> dict:
     done.set()
     t.join()
     return {"wall_s": round(wall, 2), "rc": proc.returncode, "tree_rss_peak_mb": round(peak[0] / 1024),
+            "tree_pss_peak_mb": round(peak[1] / 1024),
             "stdout_tail": out.decode(errors="replace")[-400:], "stderr_tail": err.decode(errors="replace")[-400:]}
 
 
 def timed_rusage(cmd: list[str], env: dict) -> dict:
     """`timed`, plus the peak RSS of the command's own process from GNU time when present."""
     if Path("/usr/bin/time").exists():
-        res = timed(["/usr/bin/time", "-f", "MAXRSS_KB=%M", *cmd], env)
+        res = timed(["/usr/bin/time", "-f", "MAXRSS_KB=%M CPU_S=%U %S", *cmd], env)
         rss = [line for line in res["stderr_tail"].splitlines() if line.startswith("MAXRSS_KB=")]
-        res["peak_rss_mb"] = round(int(rss[-1].split("=")[1]) / 1024) if rss else None
+        res["peak_rss_mb"] = round(int(rss[-1].split()[0].split("=")[1]) / 1024) if rss else None
+        if rss:  # user + system CPU seconds of the command and its helper process: less load-dependent
+            user, system = rss[-1].split("=")[2].split()
+            res["cpu_s"] = round(float(user) + float(system), 2)
         return res
     return timed(cmd, env)
 
@@ -142,14 +153,15 @@ def main() -> None:
                 res = timed_rusage([sys.executable, "-m", "medtune", *cmd], env)
                 res["load_avg"] = load_avg()
                 results[name][side].append(res)
-                print(f"{name:14s} {side:6s} {res['wall_s']:7.2f} s  rss {res.get('peak_rss_mb')} MB "
-                      f"(tree {res['tree_rss_peak_mb']} MB)  rc {res['rc']}  load {res['load_avg']}", flush=True)
+                print(f"{name:14s} {side:6s} {res['wall_s']:7.2f} s  cpu {res.get('cpu_s')} s  rss {res.get('peak_rss_mb')} MB "
+                      f"(tree rss {res['tree_rss_peak_mb']} MB, pss {res['tree_pss_peak_mb']} MB)  rc {res['rc']}  "
+                      f"load {res['load_avg']}", flush=True)
                 if side == "after":
                     warm = timed_rusage([sys.executable, "-m", "medtune", *cmd], env)
                     warm["load_avg"] = load_avg()
                     results[name]["after_warm"].append(warm)
-                    print(f"{name:14s} warm   {warm['wall_s']:7.2f} s  rss {warm.get('peak_rss_mb')} MB "
-                          f"(tree {warm['tree_rss_peak_mb']} MB)", flush=True)
+                    print(f"{name:14s} warm   {warm['wall_s']:7.2f} s  cpu {warm.get('cpu_s')} s  rss {warm.get('peak_rss_mb')} MB "
+                          f"(tree rss {warm['tree_rss_peak_mb']} MB, pss {warm['tree_pss_peak_mb']} MB)", flush=True)
                 shutil.rmtree(cache, ignore_errors=True)
         loads.append(load_avg())
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -160,7 +172,7 @@ def main() -> None:
            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
            "load_avg_1_5_15": loads, "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
            "note": "wall_s is one fresh process per command; peak_rss_mb is the command's own process (GNU time), "
-                   "tree_rss_peak_mb sums a forked helper too; after_warm reruns with the items cache of the cold run",
+                   "tree_rss_peak_mb / tree_pss_peak_mb sum a forked helper too (RSS counts shared pages twice, PSS once); after_warm reruns with the items cache of the cold run",
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
