@@ -44,7 +44,7 @@ done
 mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 MT=("$PY" -m medtune)
-T0=$(date +%s)
+T0=$(date +%s); export MEDTUNE_GPU_T0=$T0
 
 if [ $smoke = 1 ]; then
   DEV=cpu; BUDGET=${MEDTUNE_GPU_BUDGET:-600}   # the CPU of a CI machine is shared: a wide cap
