@@ -67,11 +67,17 @@ def test_tokens_match_the_normalised_text_and_the_forked_half():
     assert all((a == b).all() for a, b in zip(serial, text))
     import medtune.data.neardup as nd
 
-    old, nd.PARALLEL_MIN = nd.PARALLEL_MIN, 100
+    calls = []
+
+    def spy(its, start, stop):
+        calls.append((start, stop))      # only this process's calls: the forked half is not seen here
+        return _item_tokens(its, start, stop)
+    old, nd.PARALLEL_MIN, nd._item_tokens = nd.PARALLEL_MIN, 100, spy
     try:
         both = item_tokens(items)
     finally:
-        nd.PARALLEL_MIN = old
+        nd.PARALLEL_MIN, nd._item_tokens = old, _item_tokens
+    assert calls == [(0, len(items) // 2)]
     assert all((a == b).all() for a, b in zip(serial, both))
 
 
