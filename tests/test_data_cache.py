@@ -76,3 +76,12 @@ def test_hub_datasets_are_cached_by_their_fingerprint(cache, tmp_path):
     second, rep2 = load_benchmark(spec, LoadOptions(cache=True))
     assert rep1.cached is None and rep2.cached is not None and second == first
     assert [i.answer_index for i in second] == [0, 1, 2, 3, 1] and rep2.sources[0].answer_base == 0
+
+
+def test_an_unwritable_cache_is_skipped(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MEDTUNE_CACHE", str(blocker))     # mkdir under a file fails
+    path = _write(tmp_path / "data.jsonl", [1, 2, 3, 4])
+    items, rep = load_benchmark(path, LoadOptions(cache=True))
+    assert len(items) == 4 and rep.cached is None

@@ -158,8 +158,16 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
             raise MedtuneError(f"no records in split {options.split!r} ({where})", field="--split")
     report.n_records = len(items)
     if key is not None:
-        store_cached("items", key, (items, report))
+        _store("items", key, (items, report))
     return items, report
+
+
+def _store(kind: str, key: str, obj) -> None:
+    """Store a cache entry; a cache that cannot be written (read-only home, full disk) is skipped."""
+    try:
+        store_cached(kind, key, obj)
+    except OSError:
+        pass
 
 
 _CODE_HASH: list[str] = []
@@ -180,7 +188,7 @@ def _file_sha(path: str, st: os.stat_result) -> str:
     if isinstance(known, str):
         return known
     digest = sha256_file(path)
-    store_cached("file-sha256", stat_key, digest)
+    _store("file-sha256", stat_key, digest)
     return digest
 
 
