@@ -44,6 +44,8 @@ OLD_CODE = """
 import json, sys
 from medtune.data import load_benchmark
 from medtune.data.split import normalize, near_duplicate_pairs
+import medtune
+assert medtune.__file__.startswith(sys.argv[3]), medtune.__file__   # the old tree, not this one
 train, _ = load_benchmark(sys.argv[1]); evals, _ = load_benchmark(sys.argv[2])
 texts = [normalize(i) for i in train] + [normalize(i) for i in evals]
 n = len(train); hit = set()
@@ -128,6 +130,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=182_822)
     ap.add_argument("--per-kind", type=int, default=1000)
     ap.add_argument("--before", default=None, help="also measure the code of this git revision (slow)")
+    ap.add_argument("--before-only", action="store_true", help="with --before: only the earlier code's figures")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "data-neardup.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="medtune-neardup-"))
@@ -139,11 +142,26 @@ def main() -> None:
     write_jsonl(work / "train_twins.jsonl", rows + [t for t, _, _ in twins])
     del rows, fresh
     opts = LoadOptions(cache=False)
+    out = {"rows": args.rows, "twins_per_kind": args.per_kind, "min_question_words": 15,
+           "rule": f"word-trigram Jaccard of normalised question + sorted options >= {NEAR_THRESHOLD}"}
+    if not args.before_only:
+        measure_new(work, twins, opts, out)
+    if args.before:
+        out["against_before"] = measure_before(work, twins, args.before, args.per_kind)
+    out["real_dev_pairs_added_by_0.7"] = real_dev_additions()
+    out["load_avg"] = list(os.getloadavg())
+    Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {args.out}")
+
+
+def measure_new(work: Path, twins, opts, out: dict) -> None:
+    """--against and split-cluster figures of this tree, at the rule's threshold and at 0.8."""
     train, _ = load_benchmark(str(work / "train.jsonl"), opts)
     evals, _ = load_benchmark(str(work / "eval.jsonl"), opts)
-    out = {"rows": args.rows, "twins_per_kind": args.per_kind, "min_question_words": 15,
-           "rule": f"word-trigram Jaccard of normalised question + sorted options >= {NEAR_THRESHOLD}",
-           "against": [against(train, evals, twins, t) for t in (NEAR_THRESHOLD, 0.8)]}
+    out["against"] = [against(train, evals, twins, t) for t in (NEAR_THRESHOLD, 0.8)]
     for r in out["against"]:
         print(f"--against  t={r['threshold']}: recall {r['recall_by_kind']} precision {r['precision']} "
               f"({r['seconds']} s)", flush=True)
@@ -154,26 +172,24 @@ def main() -> None:
         print(f"split      t={r['threshold']}: recall {r['recall_by_kind']} precision {r['precision']} "
               f"({r['seconds']} s)", flush=True)
     del both
-    if args.before:
-        tree = work / "before"
-        tree.mkdir()
-        subprocess.run(f"git -C {ROOT} archive {args.before} | tar -x -C {tree}", shell=True, check=True)
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", OLD_CODE, str(work / "train.jsonl"), str(work / "eval.jsonl")],
-                              env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
-        hit = set(json.loads(proc.stdout))
-        kinds = Counter(k for t, _, k in twins if t["id"] in hit)
-        out["against_before"] = {"revision": args.before, "threshold": 0.8, "seconds": round(time.perf_counter() - t0, 1),
-                                 "recall_by_kind": {k: round(kinds[k] / args.per_kind, 4) for k in TWIN_KINDS},
-                                 "flagged": len(hit), "flagged_not_planted": len(hit - {t["id"] for t, _, _ in twins})}
-        print(f"--against  before ({args.before}): {out['against_before']}", flush=True)
-    out["real_dev_pairs_added_by_0.7"] = real_dev_additions()
-    out["load_avg"] = list(os.getloadavg())
-    Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
-    import shutil
 
-    shutil.rmtree(work, ignore_errors=True)
-    print(f"wrote {args.out}")
+
+def measure_before(work: Path, twins, rev: str, per_kind: int) -> dict:
+    """The earlier code's --against recall (its own loader and MinHash search, at its 0.8)."""
+    tree = work / "before"
+    tree.mkdir()
+    subprocess.run(f"git -C {ROOT} archive {rev} | tar -x -C {tree}", shell=True, check=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", OLD_CODE, str(work / "train.jsonl"), str(work / "eval.jsonl"),
+                           str(tree)], env={**os.environ, "PYTHONPATH": str(tree)}, cwd=str(tree),
+                          capture_output=True, text=True, check=True)
+    hit = set(json.loads(proc.stdout))
+    kinds = Counter(k for t, _, k in twins if t["id"] in hit)
+    res = {"revision": rev, "threshold": 0.8, "seconds": round(time.perf_counter() - t0, 1),
+           "recall_by_kind": {k: round(kinds[k] / per_kind, 4) for k in TWIN_KINDS},
+           "flagged": len(hit), "flagged_not_planted": len(hit - {t["id"] for t, _, _ in twins})}
+    print(f"--against  before ({rev}): {res}", flush=True)
+    return res
 
 
 if __name__ == "__main__":
