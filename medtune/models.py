@@ -235,6 +235,15 @@ def attach_adapter(model: Any, adapter: str) -> Any:
 
 
 def _hub_call(ref: ModelRef, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a from_pretrained; a load failure is one line. Unless --verbose (MEDTUNE_VERBOSE=1), transformers'
+    own bars ("Loading weights") and warnings stay hidden; a Hub download keeps its bar."""
+    import transformers
+
+    quiet = os.environ.get("MEDTUNE_VERBOSE") != "1"
+    level, bars = transformers.logging.get_verbosity(), transformers.logging.is_progress_bar_enabled()
+    if quiet:
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
     try:
         return fn(*args, **kwargs)
     except OSError as err:
@@ -244,3 +253,7 @@ def _hub_call(ref: ModelRef, fn: Any, *args: Any, **kwargs: Any) -> Any:
                     f"folder or an embedded model: {', '.join(EMBEDDED)})")
         raise MedtuneError(f"cannot load: {' '.join(str(err).split())[:300]}{hint}",
                            path=ref.name, field="--model") from None
+    finally:
+        transformers.logging.set_verbosity(level)
+        if bars:
+            transformers.logging.enable_progress_bar()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
+import warnings
 from typing import Sequence
 
 from medtune import __version__
@@ -56,6 +58,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medtune", description="Fine-tune and evaluate language models for "
                                      "clinical multiple-choice QA on ROCm, CUDA and the CPU.")
     parser.add_argument("--version", action="version", version=f"medtune {__version__}")
+    parser.add_argument("--verbose", action="store_true", help="show the libraries' own warnings and loading "
+                                                               "bars (hidden by default)")
     parser.add_argument("--devices", help="GPU indices to use, e.g. 0,1 (sets CUDA_VISIBLE_DEVICES and "
                                           "HIP_VISIBLE_DEVICES before torch loads)")
     parser.add_argument("--gfx-override", help="HSA_OVERRIDE_GFX_VERSION for consumer AMD GPUs without native "
@@ -68,6 +72,19 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             module.add_arguments(p)
             p.set_defaults(func=module.main)
     return parser
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Hide the libraries' FutureWarnings, advisory warnings and loading bars unless --verbose."""
+    if verbose:
+        os.environ["MEDTUNE_VERBOSE"] = "1"
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category,
+                                module=r"(torch|transformers|peft|accelerate|trl|datasets|huggingface_hub)(\.|$)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.torch_imported_early = torch_imported_early
+    quiet_libraries(args.verbose)
     try:
         if args.devices is not None or args.gfx_override is not None:
             from medtune.backend import apply_device_env
