@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import run_cli
-from medtune.backend import advice, apply_device_env, bf16_supported, detect, override_to_gfx
+from medtune.advice import advice, override_to_gfx
+from medtune.backend import apply_device_env, bf16_supported, detect
 from medtune.errors import MedtuneError
 
 GIB = 2 ** 30
@@ -219,7 +220,7 @@ def test_fp8_only_where_there_are_fp8_matrix_cores():
     ("cuda", "2.9.1", "PYTORCH_ALLOC_CONF"), ("rocm", "2.8.0+rocm6.3", "PYTORCH_HIP_ALLOC_CONF"),
     ("cuda", "2.6.0+cu124", "PYTORCH_CUDA_ALLOC_CONF"), ("rocm", "2.7.1a0+git", "PYTORCH_HIP_ALLOC_CONF")])
 def test_allocator_advice_names_the_variable_the_installed_torch_reads(kind, version, expected):
-    from medtune.backend import alloc_conf_var
+    from medtune.advice import alloc_conf_var
 
     assert alloc_conf_var(kind, version) == expected
     torch = fake_torch(hip="6.4" if kind == "rocm" else None, cuda="12.8" if kind == "cuda" else None,

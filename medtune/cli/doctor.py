@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Print the report; exit 1 when the requested device cannot be used."""
-    from medtune.backend import advice, detect, select_backend
+    from medtune.advice import advice
+    from medtune.backend import detect, select_backend
 
     report = detect()
     report["torch_imported_before_medtune_env"] = args.torch_imported_early
@@ -34,6 +35,10 @@ def main(args: argparse.Namespace) -> int:
     except MedtuneError as err:
         problem = str(err)
     report["advice"] = tips
+    from medtune.train.grpo import generation_backend
+
+    how, why = generation_backend(report["kind"], bool(report["optional"].get("vllm")))
+    report["grpo_generation"] = {"backend": how, "reason": why}
     report["requested_device"] = {"device": args.device or "auto", "usable": problem is None, "problem": problem}
     print(json.dumps(report, indent=2) if args.json else format_doctor(report))
     if problem:
@@ -59,6 +64,8 @@ def format_doctor(r: dict) -> str:
     lines.append("environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "no device variables set"))
     opt = r["optional"]
     lines.append("optional: " + ", ".join(f"{k} {v or 'no'}" for k, v in opt.items() if not k.endswith("_backends")))
+    if "grpo_generation" in r:
+        lines.append(f"GRPO generation (method grpo): {r['grpo_generation']['reason']}")
     if r["advice"]:
         lines.append("advice:")
         lines.extend(f"  - {a}" for a in r["advice"])
