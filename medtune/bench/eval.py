@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -22,77 +21,95 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
 
     from medtune.backend import default_batch_size, processes
     from medtune.data.prompts import render
-    from medtune.data.sources import LoadOptions, load_benchmark
-    from medtune.eval.scoring import build_request, common_prefix, score_requests
-    from medtune.train.run import load_train_eval
+    from medtune.eval.scoring import build_request, common_prefix
 
-    rank, world = processes()
+    world = processes()[1]
     recorded = _read_predictions(reference) if reference else None  # before minutes of loading
     s = setup(recipe, shape, tokenizer, device, for_training=False)
-    backend, model, tok = s["backend"], s["model"], s["tokenizer"]
-    d = recipe.data
-    if data:
-        items, _ = load_benchmark(data, LoadOptions(format=d.format, cop_base=d.cop_base))
-    else:
-        items = load_train_eval(recipe)[1]
-    if limit:
-        items = items[:limit]
+    backend, tok = s["backend"], s["tokenizer"]
+    items = _questions(recipe, data, limit)
     scorer = scorer or recipe.train.eval_scorer
     bs = batch_size or default_batch_size(backend)
-    prompts = [render(it, s["template"], tok, cloze=scorer == "cloze") for it in items]
-    reqs = [build_request(tok, p.prompt, p.choices) for p in prompts]
+    reqs = [build_request(tok, p.prompt, p.choices)
+            for p in (render(it, s["template"], tok, cloze=scorer == "cloze") for it in items)]
     shared = len(common_prefix(reqs))
     n_tokens = sum(len(r.context) + sum(len(c) for c in r.continuations) for r in reqs)  # the questions' own
-    counts = "stats" in inspect.signature(score_requests).parameters
-    model.eval()
-    runs = {}
-    for label, reuse in (("prefix_cache", True), ("no_prefix_cache", False)):
-        if label == "no_prefix_cache" and not compare_without_prefix:
-            continue
-        score_requests(model, reqs[: min(len(reqs), bs * world)], batch_size=bs, pad_id=tok.pad_token_id,
-                       device=backend.device, reuse_prefix=reuse, processes=(rank, world))  # warm-up, in step
-        sync(backend.device)
-        stats: dict = {}
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            scores = score_requests(model, reqs, batch_size=bs, pad_id=tok.pad_token_id, device=backend.device,
-                                    reuse_prefix=reuse, processes=(rank, world), **({"stats": stats} if counts else {}))
-        sync(backend.device)
-        wall = time.perf_counter() - t0
-        # tokens that ran through the model: the shared prefix once (cached run), no padding
-        processed = stats.get("processed") or (n_tokens - (len(reqs) - 1) * shared if reuse else n_tokens)
-        preds = [max(range(len(x.logliks)), key=x.logliks.__getitem__) for x in scores]
-        runs[label] = {"seconds": wall, "questions_per_s": len(reqs) / wall, "processed_tokens": processed,
-                       "tokens_per_s": processed / wall, "question_tokens_per_s": n_tokens / wall,
-                       "padded_positions": stats.get("padded"),
-                       "predictions": preds, "logliks": [x.logliks for x in scores]}
+    s["model"].eval()
+    runs = {label: _timed(s, reqs, bs, reuse, n_tokens, shared)
+            for label, reuse in (("prefix_cache", True), ("no_prefix_cache", False))
+            if reuse or compare_without_prefix}
     out = {"kind": "eval", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "scorer": scorer,
            "template": s["template"], "questions": len(reqs), "batch_size": bs, "question_tokens": n_tokens,
-           "dtype": backend.dtype,
-           "shared_prefix_tokens": shared, "backend": backend.to_dict(), "memory": memory(backend.device),
-           "threads": torch.get_num_threads(), "processes": world,
+           "dtype": backend.dtype, "shared_prefix_tokens": shared, "backend": backend.to_dict(),
+           "memory": memory(backend.device), "threads": torch.get_num_threads(), "processes": world,
            "questions_from": "--data " + " ".join(data) if data else "the recipe's eval questions"}
     for label, r in runs.items():
         out[label] = {k: v for k, v in r.items() if k not in ("predictions", "logliks")}
     if len(runs) == 2:
-        a, b = runs["prefix_cache"], runs["no_prefix_cache"]
-        agree = agreement(b["logliks"], a["logliks"], TIE_TOLERANCE.get(backend.dtype, 1e-4))
-        out["identical_predictions"] = agree["identical"]
-        out["flips_beyond_tolerance"] = agree["flips_beyond_tolerance"]
-        out["tie_tolerance"] = agree["tolerance"]
-        out["max_abs_loglik_difference"] = agree["max_abs_loglik_difference"]
-        out["speedup"] = b["seconds"] / a["seconds"]
+        out.update(_agreement(runs, backend.dtype))
     out["predictions"] = runs["prefix_cache"]["predictions"]
     if recorded is not None:
-        from medtune.data.schema import LETTERS
-
-        both = [(recorded[1][it.id], LETTERS[p]) for it, p in zip(items, out["predictions"]) if it.id in recorded[1]]
-        if not both:
-            raise MedtuneError("no question id in common with the questions benchmarked", path=recorded[0],
-                               field="--reference")
-        out["reference"] = {"path": recorded[0], "compared": len(both),
-                            "identical_predictions": sum(a == b for a, b in both)}
+        out["reference"] = _against_reference(recorded, items, out["predictions"])
     return out
+
+
+def _questions(recipe: Any, data: list[str] | None, limit: int | None) -> list:
+    """--data's questions, else the recipe's reported eval questions; the first `limit`."""
+    from medtune.data.sources import LoadOptions, load_benchmark
+    from medtune.train.trainset import load_train_eval
+
+    d = recipe.data
+    items = load_benchmark(data, LoadOptions(format=d.format, cop_base=d.cop_base))[0] if data else \
+        load_train_eval(recipe)[1]
+    return items[:limit] if limit else items
+
+
+def _timed(s: dict, reqs: list, bs: int, reuse: bool, n_tokens: int, shared: int) -> dict:
+    """One warmed-up, synchronised scoring pass over every request, with or without the prefix cache."""
+    import torch
+
+    from medtune.backend import processes
+    from medtune.eval.scoring import score_requests
+
+    model, tok, device = s["model"], s["tokenizer"], s["backend"].device
+    rank, world = processes()
+    score_requests(model, reqs[: min(len(reqs), bs * world)], batch_size=bs, pad_id=tok.pad_token_id,
+                   device=device, reuse_prefix=reuse, processes=(rank, world))  # warm-up, in step
+    sync(device)
+    stats: dict = {}
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        scores = score_requests(model, reqs, batch_size=bs, pad_id=tok.pad_token_id, device=device,
+                                reuse_prefix=reuse, processes=(rank, world), stats=stats)
+    sync(device)
+    wall = time.perf_counter() - t0
+    # tokens that ran through the model: the shared prefix once (cached run), no padding
+    processed = stats.get("processed") or (n_tokens - (len(reqs) - 1) * shared if reuse else n_tokens)
+    return {"seconds": wall, "questions_per_s": len(reqs) / wall, "processed_tokens": processed,
+            "tokens_per_s": processed / wall, "question_tokens_per_s": n_tokens / wall,
+            "padded_positions": stats.get("padded"),
+            "predictions": [max(range(len(x.logliks)), key=x.logliks.__getitem__) for x in scores],
+            "logliks": [x.logliks for x in scores]}
+
+
+def _agreement(runs: dict, dtype: str) -> dict:
+    """Prefix cache against no cache: identical predictions, flips beyond the dtype's tie tolerance, speed-up."""
+    a, b = runs["prefix_cache"], runs["no_prefix_cache"]
+    agree = agreement(b["logliks"], a["logliks"], TIE_TOLERANCE.get(dtype, 1e-4))
+    return {"identical_predictions": agree["identical"], "flips_beyond_tolerance": agree["flips_beyond_tolerance"],
+            "tie_tolerance": agree["tolerance"], "max_abs_loglik_difference": agree["max_abs_loglik_difference"],
+            "speedup": b["seconds"] / a["seconds"]}
+
+
+def _against_reference(recorded: tuple[str, dict[str, str]], items: list, predictions: list[int]) -> dict:
+    """How many predictions equal a recorded eval's, matched by question id."""
+    from medtune.data.schema import LETTERS
+
+    both = [(recorded[1][it.id], LETTERS[p]) for it, p in zip(items, predictions) if it.id in recorded[1]]
+    if not both:
+        raise MedtuneError("no question id in common with the questions benchmarked", path=recorded[0],
+                           field="--reference")
+    return {"path": recorded[0], "compared": len(both), "identical_predictions": sum(a == b for a, b in both)}
 
 
 def _read_predictions(path: str) -> tuple[str, dict[str, str]]:
