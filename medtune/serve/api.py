@@ -194,14 +194,7 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        # the body is either one question or {"questions": [...]}: report the form the client meant
-        meant = "BatchIn" if isinstance(exc.body, dict) and "questions" in exc.body else "QuestionIn"
-        errors = [e for e in errors if meant in e.get("loc", ())] or errors
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        loc = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "QuestionIn", "BatchIn"))
-        message = f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
-        return JSONResponse(status_code=422, content={"error": message,
+        return JSONResponse(status_code=422, content={"error": _first_problem(exc),
                                                       "detail": _jsonable(exc.errors())})
 
     @app.exception_handler(MedtuneError)
@@ -234,6 +227,16 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
                           seconds=time.perf_counter() - t0)
 
     return app
+
+
+def _first_problem(exc: Any) -> str:
+    """One line for a 422: the first problem in the form the client meant (one question, or a batch)."""
+    errors = list(exc.errors())
+    meant = "BatchIn" if isinstance(exc.body, dict) and "questions" in exc.body else "QuestionIn"
+    errors = [e for e in errors if meant in e.get("loc", ())] or errors
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "QuestionIn", "BatchIn"))
+    return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
 
 
 def _jsonable(errors: list) -> list:
