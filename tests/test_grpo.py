@@ -21,22 +21,9 @@ GPU_RECIPE = ROOT / "medtune" / "configs" / "qwen3-1.7b-medmcqa-grpo.yaml"
 
 def load(path: Path, overrides: list[str]):
     """The recipe through medtune's loader (its `grpo:` section is GrpoArgs)."""
-    import dataclasses
+    from medtune.train.recipe import load_recipe
 
-    from medtune.train.recipe import Recipe, load_recipe
-
-    if "grpo" in {f.name for f in dataclasses.fields(Recipe)}:
-        return load_recipe(str(path), overrides)
-    # until the recipe has its grpo section and method (medtune.train.recipe): the same sections built here
-    from medtune.config import apply_overrides, build
-
-    data, errors = yaml.safe_load(path.read_text()), []
-    apply_overrides(data, overrides, errors)
-    section = data.pop("grpo", {})
-    recipe = build(Recipe, {**data, "method": "lora"}, "", lambda k: "", errors)
-    recipe.method, recipe.grpo = "grpo", build(GrpoArgs, section, "grpo.", lambda k: "", errors)
-    assert not errors, errors
-    return recipe
+    return load_recipe(str(path), overrides)
 
 
 def tiny_recipe(tmp_path: Path, model_dir: Path, data: Path, **grpo_keys) -> Path:
