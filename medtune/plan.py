@@ -183,8 +183,11 @@ def load_config(model: str) -> tuple[dict, str]:
     """config.json of a local folder, a shipped shape name (qwen3-1.7b), an embedded model or a Hub id."""
     from medtune.models import EMBEDDED, resolve_model
 
+    shipped = model.split("/")[-1].lower()  # Qwen/Qwen3-1.7B is the shipped shape qwen3-1.7b: no Hub call
     if (SHAPES / model / "config.json").is_file():
         path = SHAPES / model / "config.json"
+    elif "/" in model and not Path(model).exists() and (SHAPES / shipped / "config.json").is_file():
+        path = SHAPES / shipped / "config.json"
     elif Path(model).is_file() and Path(model).name.endswith(".json"):
         path = Path(model)
     elif Path(model).is_dir():

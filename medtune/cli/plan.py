@@ -62,6 +62,10 @@ def main(args: argparse.Namespace) -> int:
         if any(a == old or a.startswith(old + "=") for a in sys.argv):
             print(f"medtune: warning: {old} is now {new}; the old spelling goes in the next release", file=sys.stderr)
     r = recipe_for(args)
+    if r.method == "grpo":  # the policy trains as a LoRA adapter; generation's KV cache comes on top
+        print("medtune: GRPO is planned as its LoRA policy training; add the generation KV cache and, with vLLM "
+              "colocated, its memory share (docs/grpo.md)", file=sys.stderr)
+        r = dataclasses.replace(r, method="lora")
     shape = {"batch": r.train.batch_size, "seq_len": r.data.max_length, "grad_ckpt": r.model.gradient_checkpointing}
     if args.table:
         print(table(r.model.name, **shape))
