@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--rev", help="also time this earlier commit, first (same machine, same run)")
     ap.add_argument("--out")
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     import platform
 
     doc: dict = {"command": "python " + " ".join(sys.argv), "cores": os.cpu_count(), "machine": platform.machine(),

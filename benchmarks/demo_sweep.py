@@ -53,18 +53,19 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo-sweep-selection.json"))
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
-    runs = []
-    for lr in args.lrs:
+    runs: list[dict] = []
+    for lr in args.lrs:  # the file is rewritten after each run, so a partial sweep is kept
         r = one(lr, args.steps, args.every, args.overrides)
         runs.append(r)
         print(json.dumps({"lr": lr, "history": r["history"]}), flush=True)
-    ok = [(h["accuracy"], -h["step"], r["lr"], h["step"]) for r in runs for h in r["history"]
-          if h["step"] and h["top_letter_share"] <= 0.5]
-    best = max(ok) if ok else None
-    doc = {"what": "demo recipe lr x steps on the selection split", "command": "python " + " ".join(sys.argv),
-           "runs": runs, "chosen": {"lr": best[2], "steps": best[3], "selection_accuracy": best[0]} if best else None,
-           "rule": "highest selection accuracy among checkpoints with no letter above 50% (ties: fewer steps)"}
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+        ok = [(h["accuracy"], -h["step"], x["lr"], h["step"]) for x in runs for h in x["history"]
+              if h["step"] and h["top_letter_share"] <= 0.5]
+        best = max(ok) if ok else None
+        doc = {"what": "demo recipe lr x steps on the selection split", "command": "python " + " ".join(sys.argv),
+               "runs": runs, "done": [x["lr"] for x in runs], "planned": args.lrs,
+               "chosen": {"lr": best[2], "steps": best[3], "selection_accuracy": best[0]} if best else None,
+               "rule": "highest selection accuracy among checkpoints with no letter above 50% (ties: fewer steps)"}
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc["chosen"]))
 
 

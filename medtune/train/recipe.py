@@ -38,8 +38,8 @@ class DataArgs:
     selection_size: int = opt(200, "with train.eval_steps: questions cut from the training side (stable hash "
                                    "split, at most a fifth) to pick the best checkpoint and stop early on; "
                                    "the reported eval set is scored only before and after")
-    shuffle_options: bool = opt(False, "training questions' options in a stable random order, the answer "
-                                       "moved with its option (never for evaluation)")
+    shuffle_options: bool = opt(True, "training questions' options in a stable random order, the answer moved "
+                                      "with its option, so no letter is learned as a prior (never for evaluation)")
     max_train: int | None = opt(None, "use only the first N training questions after the split")
     max_eval: int | None = opt(None, "use only the first N eval questions")
     format: str | None = opt(None, "force a source format (default: detected)")

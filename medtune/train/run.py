@@ -146,7 +146,7 @@ def load_train_eval_questions(recipe: Any) -> Questions:
     return q
 
 
-def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, **cfg: Any) -> dict:
+def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, cfg: dict | None = None) -> dict:
     """The reported eval questions scored into `folder`: the one scoring call for before and after, same
     dtype, batch size and no autocast; the regime is recorded in the metrics under "scoring"."""
     import torch
@@ -154,7 +154,7 @@ def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, **cfg: 
     from medtune.eval.run import evaluate_items
 
     q = s.questions
-    metrics = evaluate_items(dataclasses.replace(s.eval_cfg, out=str(folder), **cfg), q.evals, q.report,
+    metrics = evaluate_items(dataclasses.replace(s.eval_cfg, out=str(folder), **(cfg or {})), q.evals, q.report,
                              model=model, tokenizer=s.tokenizer)
     metrics["scoring"] = {"dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
                           "autocast": torch.is_autocast_enabled(), "batch_size": s.eval_cfg.batch_size,
@@ -224,8 +224,8 @@ def score_final(model: Any, s: Setup, run: RunFolder, saved: Any) -> dict:
 
     model.eval()
     merged = next(model.parameters()).dtype == torch.float32 and merge_for_inference(model)
-    final = score(s, run.final, model, merged=merged,
-                  **{saved.name if saved.name == "adapter" else "model": str(saved)})
+    trained = {"adapter": str(saved)} if saved.name == "adapter" else {"model": str(saved)}  # the manifest hashes it
+    final = score(s, run.final, model, merged=merged, cfg=trained)
     print(format_table(final, "after training:"), flush=True)
     return final
 
