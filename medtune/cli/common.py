@@ -17,6 +17,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("reading the data")
     add_fields(g, DataArgs, ["format", "cop_base", "on_bad_row"], cop_base={"choices": (0, 1)},
                on_bad_row={"choices": ("error", "skip")})
+    g.add_argument("--no-data-cache", action="store_true",
+                   help="read and check the sources again instead of reusing records cached from an earlier read")
     g.add_argument("--map", nargs="+", metavar="KEY=COLUMN",
                    help="generic format column mapping, e.g. question=stem options=A,B,C,D answer=label")
     g.add_argument("--split", dest="data_split",
@@ -37,7 +39,7 @@ def load_options(args: argparse.Namespace) -> Any:
                 raise MedtuneError(f"expected KEY=COLUMN, got {pair!r}", field="--map")
             columns[key.strip()] = col.strip()
     return LoadOptions(format=args.format, cop_base=args.cop_base, on_bad_row=setting(args, DataArgs, "on_bad_row"),
-                       columns=columns, split=args.data_split)
+                       columns=columns, split=args.data_split, cache=False if args.no_data_cache else None)
 
 
 def report_skipped(report: Any) -> None:

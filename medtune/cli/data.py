@@ -28,10 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_fields(sp, DataArgs, ["split_seed"], split_seed={"flags": ["--seed"]})
     sp.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl and split.json")
     for q in (s, sp):
-        q.add_argument("--near-threshold", type=float, default=0.8,
-                       help="word-trigram Jaccard similarity from which two questions are near-duplicates")
+        q.add_argument("--near-threshold", type=float,
+                       help="word-trigram Jaccard similarity from which two questions are near-duplicates "
+                            "(default: medtune.data.neardup.NEAR_THRESHOLD, 0.7)")
     for q in (s, v, sp):
         add_data_options(q)
+
+
+def threshold(args: argparse.Namespace) -> dict:
+    """--near-threshold when given (the data layer's default otherwise)."""
+    return {} if args.near_threshold is None else {"threshold": args.near_threshold}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
         from medtune.data.stats import dataset_stats, format_stats
 
         against = load_benchmark(args.against, load_options(args))[0] if args.against else None
-        stats = dataset_stats(items, report, against=against, threshold=args.near_threshold)
+        stats = dataset_stats(items, report, against=against, **threshold(args))
         print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     elif args.data_verb == "validate":
         for s in report.sources:
@@ -54,6 +60,7 @@ def main(args: argparse.Namespace) -> int:
         from medtune.data.split import split_and_write
 
         print(split_and_write(items, report, out=args.out, eval_size=args.eval_size,
-                              eval_fraction=args.eval_fraction, seed=setting(args, DataArgs, "split_seed"), threshold=args.near_threshold))
+                              eval_fraction=args.eval_fraction, seed=setting(args, DataArgs, "split_seed"),
+                              **threshold(args)))
     report_skipped(report)
     return 0

@@ -145,7 +145,9 @@ def _looks_like_mmlu_row(cells: list[str]) -> bool:
 
 def read_parquet(path: Path) -> Iterator[Row]:
     """Parquet rows as dicts, one record batch at a time; the "line" is the row number, from 1."""
-    import pyarrow.parquet as pq
+    from medtune.backend import need
+
+    pq = need("pyarrow.parquet", "reading Parquet files", extra="parquet", path=str(path))
 
     try:
         pf = pq.ParquetFile(path)
@@ -176,8 +178,10 @@ def hf_spec(spec: str) -> tuple[str, str | None, str | None]:
 
 def open_hf(spec: str) -> Any:
     """The `datasets.Dataset` of a spec (from the local Hub cache when offline)."""
+    from medtune.backend import need
+
     name, config, split = hf_spec(spec)
-    import datasets
+    datasets = need("datasets", "hf: data sources", path=spec)
 
     try:
         return datasets.load_dataset(name, config, split=split or "train")
