@@ -54,7 +54,8 @@ def add_answer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="a run folder from medtune train/demo (its base model and adapter)")
     p.add_argument("--model", help="embedded name (smollm2-135m-instruct, the default), folder or Hub id")
     p.add_argument("--adapter", help="a PEFT adapter folder or Hub id")
-    p.add_argument("--template", help="auto, chat, plain or hackathon (default: the run's, else auto)")
+    p.add_argument("--template", help="auto, chat, plain, hackathon, lm-eval or a template .yaml file (default: "
+                                      "the run's, else auto)")
     p.add_argument("--scorer", choices=["letter", "cloze", "generate"],
                    help="default: the run's eval scorer, else letter; generate: the model writes its answer "
                         "(greedy) and the letter is read from the reply")
