@@ -11,8 +11,10 @@ Qwen3). Memory is the sum of named parts, each written down below:
   the MLP's gate, activation, up and product), plus n_h d + n_kv d with q/k norms (Qwen3), plus
   LoRA dropout copies of each adapted layer's input when dropout > 0 (5h + n_h d + i, and 1-byte masks);
   with gradient checkpointing only each layer's input (h) is kept, plus one layer recomputed at a time
-- logits: batch x sequence x vocab x 12 bytes (bf16 logits, the fp32 copy and log-softmax for the
-  loss, its gradient) — with a 151,936-token vocabulary this is often the largest activation
+- logits: batch x labelled positions x vocab x 12 bytes (bf16 logits, the fp32 copy and log-softmax
+  for the loss, its gradient). medtune's trainer runs the LM head only where labels are (answer-only
+  loss: the answer's few tokens); with loss on every token, or another trainer, the whole sequence:
+  with a 151,936-token vocabulary that is often the largest activation
 - runtime: 1 GiB for the CUDA/HIP context and library workspaces, and 5% allocator slack.
 """
 
@@ -33,6 +35,10 @@ GPUS = {  # name: (label, memory in GiB as the device reports it, bf16)
     "a100-80": ("NVIDIA A100 80GB", 80, True), "rx7900xtx": ("AMD Radeon RX 7900 XTX", 24, True),
     "rtx4090": ("NVIDIA GeForce RTX 4090", 24, True), "cpu": ("this machine's RAM", None, False),
 }
+# dense bf16 matmul peak from the vendors' datasheets, TFLOP/s (a measured H100/H200 sustains ~790)
+PEAK_TFLOPS = {"mi300x": 1307, "mi325x": 1307, "mi250": 191, "h100": 989, "h200": 989, "a100-40": 312,
+               "a100-80": 312, "rx7900xtx": 123, "rtx4090": 165}
+ASSUMED_MFU = 0.35  # the share of that peak a LoRA step of a ~2B model reaches; an assumption, not a measurement
 METHODS = ("qlora", "lora", "dora", "full")
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
@@ -147,7 +153,8 @@ class Estimate:
 
 def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len: int = 512,
              grad_ckpt: bool = False, r: int = 16, targets: tuple[str, ...] = LINEARS, lora_dropout: bool = True,
-             act_bytes: int = 2, runtime_gib: float = 1.0, memory_gib: float | None = None) -> Estimate:
+             act_bytes: int = 2, runtime_gib: float = 1.0, memory_gib: float | None = None,
+             labelled: int | None = None) -> Estimate:
     """Peak training memory for one optimizer step, part by part."""
     if method not in METHODS:
         raise MedtuneError(f"unknown method {method!r}{did_you_mean(method, METHODS)}; choose from "
@@ -168,11 +175,12 @@ def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len
         state += a.layers * sum(shapes[t][1] for t in targets) * 16.0
         weights += sum(i * o for t, (i, o) in shapes.items() if t in targets) * 2.0 * 2
     kept, one_layer = activations_per_token(a, method, grad_ckpt, lora_dropout and method != "full", act_bytes)
-    per_sample = seq_len * (kept + one_layer + a.vocab * 12.0)
+    head = min(seq_len, labelled or seq_len)  # positions the LM head runs on
+    per_sample = seq_len * (kept + one_layer) + head * a.vocab * 12.0
     fixed = (weights + state) / GIB + runtime_gib
     parts = {"weights": weights / GIB, "trainable_state": state / GIB,
              "activations": batch * seq_len * (kept + one_layer) / GIB,
-             "logits": batch * seq_len * a.vocab * 12.0 / GIB, "runtime": runtime_gib}
+             "logits": batch * head * a.vocab * 12.0 / GIB, "runtime": runtime_gib}
     slack = 0.05 * sum(parts.values())
     parts["allocator_slack"] = slack
     return Estimate(method, gpu, memory_gib, batch, seq_len, grad_ckpt, parts, per_sample / GIB * 1.05,
@@ -221,7 +229,8 @@ def cpu_memory_gib() -> float | None:
         return None
 
 
-def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ckpt: bool, r: int = 16) -> dict:
+def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ckpt: bool, r: int = 16,
+         labelled: int | None = None) -> dict:
     """The planner's answer for one model, method and GPU, with the alternatives."""
     if gpu not in GPUS:
         raise MedtuneError(f"unknown GPU {gpu!r}{did_you_mean(gpu, GPUS)}; choose from {', '.join(GPUS)}",
@@ -231,19 +240,31 @@ def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ck
     mem = cpu_memory_gib() if gpu == "cpu" else None
     act_bytes = 4 if gpu == "cpu" else 2
     est = estimate(a, method, gpu, batch=batch, seq_len=seq_len, grad_ckpt=grad_ckpt, r=r, act_bytes=act_bytes,
-                   memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0)
+                   memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled)
     others = {}
     for m in METHODS:
         for ck in (False, True):
             e = estimate(a, m, gpu, batch=batch, seq_len=seq_len, grad_ckpt=ck, r=r, act_bytes=act_bytes,
-                         memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0)
+                         memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled)
             others[f"{m}{' +ckpt' if ck else ''}"] = {"total_gib": e.total_gib, "fits": e.fits,
                                                        "max_batch": e.max_batch()}
     fitting = [m for m in METHODS if others[m]["fits"]]
-    return {"model": model, "config": source, "architecture": a.__dict__, "parameters": count_parameters(a),
+    return {"time": time_model(a, method, gpu, r), "model": model, "config": source, "architecture": a.__dict__, "parameters": count_parameters(a),
             "lora_parameters": lora_parameters(a, r), "estimate": est.to_dict(), "methods": others,
             "lightest_fitting_method": fitting[0] if fitting else None,
             "best_fitting_method": next((m for m in ("full", "lora", "dora", "qlora") if others[m]["fits"]), None)}
+
+
+def time_model(a: Arch, method: str, gpu: str, r: int = 16) -> dict | None:
+    """Seconds per million training tokens at ASSUMED_MFU of the GPU's datasheet bf16 peak: FLOPs per token
+    k x N (N the matmul parameters; k = 4 for adapter methods, no weight gradients; 6 for full)."""
+    if gpu not in PEAK_TFLOPS:
+        return None
+    n = count_parameters(a)["linear"]
+    k = 6 if method == "full" else 4
+    rate = PEAK_TFLOPS[gpu] * 1e12 * ASSUMED_MFU
+    return {"flops_per_token": k * n, "peak_tflops": PEAK_TFLOPS[gpu], "assumed_mfu": ASSUMED_MFU,
+            "seconds_per_million_tokens": k * n * 1e6 / rate}
 
 
 def format_plan(p: dict) -> str:
@@ -264,6 +285,11 @@ def format_plan(p: dict) -> str:
     lines.append("methods: " + " · ".join(f"{m} {'fits' if v['fits'] else 'no'} ({v['total_gib']:.1f} GiB, "
                                           f"max batch {v['max_batch']})" for m, v in p["methods"].items()
                                           if "+ckpt" not in m))
+    if p.get("time"):
+        t = p["time"]
+        lines.append(f"time: ~{t['seconds_per_million_tokens']:.0f} s per million training tokens "
+                     f"({t['flops_per_token'] / 1e9:.1f} GFLOP a token at {t['assumed_mfu']:.0%} of "
+                     f"{t['peak_tflops']} TFLOP/s, the datasheet bf16 peak; an assumption until measured)")
     lines.append(f"lightest method that fits: {p['lightest_fitting_method'] or 'none'} · best-quality method that "
                  f"fits: {p['best_fitting_method'] or 'none'} (full > lora > dora > qlora)")
     return "\n".join(lines)

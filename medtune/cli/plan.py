@@ -54,6 +54,18 @@ def recipe_for(args: argparse.Namespace) -> object:
         lora=dataclasses.replace(r.lora, **given_fields(args, LoraArgs)))
 
 
+# tokens of the answer the model learns, by data.target, when the loss is on the answer only
+ANSWER_TOKENS = {"letter": 4, "letter_text": 48}
+
+
+def labelled_positions(r: object) -> int | None:
+    """Positions per example the LM head runs on: the answer's tokens with answer-only loss (an explanation
+    may take up to half of max_length), else every position (None)."""
+    if r.data.loss_on != "answer":
+        return None
+    return ANSWER_TOKENS.get(r.data.target, r.data.max_length // 2)
+
+
 def main(args: argparse.Namespace) -> int:
     """Print the plan; exit 1 when it does not fit."""
     from medtune.plan import format_plan, plan, table
@@ -70,6 +82,6 @@ def main(args: argparse.Namespace) -> int:
     if args.table:
         print(table(r.model.name, **shape))
         return 0
-    result = plan(r.model.name, r.method, args.gpu, r=r.lora.r, **shape)
+    result = plan(r.model.name, r.method, args.gpu, r=r.lora.r, labelled=labelled_positions(r), **shape)
     print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0 if result["estimate"]["fits"] else 1
