@@ -32,7 +32,7 @@ def main() -> None:
     from medtune.eval.scoring import build_request, score_requests
     from medtune.manifest import cpu_model, git_commit, package_versions
     from medtune.models import attach_adapter, load_causal_lm, load_tokenizer, resolve_model
-    from medtune.train.run import load_train_eval
+    from medtune.train.trainset import load_train_eval
 
     run = Path(args.run)
     recipe = load_recipe(str(run / "recipe.yaml"))

@@ -54,7 +54,7 @@ def main() -> None:
     from medtune.data.prompts import render, resolve_template
     from medtune.manifest import cpu_model, git_commit, package_versions
     from medtune.models import load_causal_lm, load_tokenizer, resolve_model
-    from medtune.train.run import load_train_eval
+    from medtune.train.trainset import load_train_eval
 
     recipe = load_recipe(args.recipe, [])
     items = load_train_eval(recipe)[1]

@@ -15,16 +15,13 @@ from medtune.runfolder import RunFolder
 CHECK_FILE = "medtune-merge-check.json"
 
 
-def export_run(run: str, out: str, merge: bool = True, sample: int = 32) -> Path:
+def export_run(run: str, out: str, sample: int = 32) -> Path:
     """Merge RUN/adapter into its base model in fp32 and save safetensors + tokenizer to `out` atomically,
     with medtune-merge-check.json: how much the merge moved the predictions on `sample` eval questions.
-    (`merge` must be True: the unmerged export is RUN/adapter itself.)"""
+    (The unmerged export is RUN/adapter itself.)"""
     from medtune.backend import select_backend
     from medtune.models import attach_adapter, load_causal_lm, load_tokenizer, resolve_model
 
-    if not merge:
-        raise MedtuneError("export writes a merged model; the unmerged adapter is the run's adapter/ folder",
-                           field="--merge")
     folder = RunFolder(run)
     if not folder.recipe.is_file():
         raise MedtuneError("not a medtune run folder (no recipe.yaml)", path=str(folder))

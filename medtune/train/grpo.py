@@ -121,8 +121,8 @@ def grpo_dataset(items: list, tokenizer: Any, g: GrpoArgs) -> tuple[Any, int]:
 
 
 def _trainer_class() -> type:
-    """TRL's GRPOTrainer with MedtuneTrainer's NaN/inf guard and complete-checkpoint marker (via the MRO:
-    MedtuneTrainer.training_step checks the loss returned by GRPOTrainer.training_step)."""
+    """TRL's GRPOTrainer with MedtuneTrainer's NaN/inf guard (on the logged loss, in MedtuneTrainer.log) and
+    complete-checkpoint marker, through the MRO."""
     from trl import GRPOTrainer
 
     from medtune.train.trainer import MedtuneTrainer
@@ -159,11 +159,10 @@ def grpo_config(recipe: Any, out: Any, precision: str, backend: Any, use_vllm: b
 def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: Any, precision: str, backend: Any,
                   use_vllm: bool) -> Any:
     """The GRPO trainer: the answer (and format) rewards, TensorBoard, one terminal line per log."""
-    from torch.utils.tensorboard import SummaryWriter
     from transformers import TrainerCallback
-    from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback
 
+    from medtune.train.report import tensorboard_callback
     from medtune.train.rewards import reward_functions
 
     funcs, weights = reward_functions(recipe.grpo.format_reward_weight)
@@ -174,7 +173,8 @@ def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: An
     log = type("GrpoLog", (TrainerCallback,), {"on_log": staticmethod(_log_line)})()
     trainer = _trainer_class()(
         model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
-        callbacks=[TensorBoardCallback(SummaryWriter(str(run.tensorboard))), log], mt_precision_hint=hint)
+        callbacks=[c for c in (tensorboard_callback(run.tensorboard), log) if c is not None],
+        mt_precision_hint=hint)
     trainer.remove_callback(PrinterCallback)  # the GrpoLog line instead
     return trainer
 

@@ -19,7 +19,7 @@ import yaml
 from medtune.errors import MedtuneError
 from medtune.runfolder import RunFolder
 from medtune.train.methods import Method, get_method
-from medtune.train.trainset import Questions, load_train_eval  # noqa: F401  (load_train_eval: benchmarks)
+from medtune.train.trainset import Questions
 
 
 @dataclass
