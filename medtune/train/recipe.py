@@ -45,7 +45,7 @@ class DataArgs:
     format: str | None = opt(None, "force a source format (default: detected)")
     cop_base: int | None = opt(None, "0 or 1 when answer indices cannot be told apart")
     on_bad_row: str = opt("error", "error or skip")
-    template: str = opt("auto", "prompt template: auto, chat, plain or hackathon")
+    template: str = opt("auto", "prompt template: auto, chat, plain, hackathon, lm-eval or a template .yaml file")
     target: str = opt("letter", "what the model learns to write: letter, letter_text, letter_text_explanation")
     max_length: int = opt(512, "tokens per example; prompts are cut from the left, never the answer")
     loss_on: str = opt("answer", "answer: loss on the answer tokens only; all: on the whole sequence")
@@ -165,7 +165,10 @@ def validate(r: Recipe) -> list[tuple[str, str]]:
     choice("train.precision", r.train.precision, PRECISIONS)
     choice("train.scheduler", r.train.scheduler, ("cosine", "linear", "constant_with_warmup", "constant"))
     choice("train.eval_scorer", r.train.eval_scorer, ("letter", "cloze"))
-    choice("data.template", r.data.template, TEMPLATES)
+    if not str(r.data.template).endswith((".yaml", ".yml")):
+        choice("data.template", r.data.template, TEMPLATES)
+    elif not Path(r.data.template).is_file():
+        out.append(("data.template", f"no such template file: {r.data.template}"))
     choice("data.target", r.data.target, TARGETS)
     choice("data.loss_on", r.data.loss_on, ("answer", "all"))
     choice("data.on_bad_row", r.data.on_bad_row, ("error", "skip"))
