@@ -16,6 +16,9 @@ from typing import Any, Mapping
 
 from medtune.errors import MedtuneError
 
+# the one spelling users write (CLI, YAML), and the torch dtype each names; the long names are still
+# accepted for one release, with a deprecation line
+PRECISIONS = {"auto": "auto", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 VISIBILITY_VARS = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
 ROCM_VARS = ("HSA_OVERRIDE_GFX_VERSION", "PYTORCH_HIP_ALLOC_CONF", "PYTORCH_TUNABLEOP_ENABLED",
@@ -183,12 +186,21 @@ def detect(torch: Any = None, environ: Mapping[str, str] | None = None) -> dict:
     return report
 
 
+def torch_dtype_name(value: str) -> str:
+    """The torch dtype name for a precision as users write it (bf16, fp16, fp32, auto); the long torch
+    names (bfloat16, float16, float32) pass too (the CLI prints a deprecation line for them)."""
+    if value in PRECISIONS:
+        return PRECISIONS[value]
+    if value in DTYPES:
+        return value
+    raise MedtuneError(f"unknown precision {value!r}; choose one of {', '.join(PRECISIONS)}", field="--dtype")
+
+
 def select_backend(device: str | None = None, dtype: str = "auto") -> Backend:
     """Pick the device (default: the first GPU, else CPU) and a dtype it runs well."""
     import torch
 
-    if dtype not in DTYPES:
-        raise MedtuneError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}", field="--dtype")
+    dtype = torch_dtype_name(dtype)
     requested = (device or "auto").lower()
     has_gpu = torch.cuda.is_available()
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

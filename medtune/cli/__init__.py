@@ -105,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.torch_imported_early = torch_imported_early
     quiet_libraries(args.verbose)
+    old = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+    if getattr(args, "dtype", None) in old:
+        print(f"medtune: warning: --dtype {args.dtype} is now spelled {old[args.dtype]}; the old spelling goes "
+              "in the next release", file=sys.stderr)
     try:
         if args.devices is not None or args.gfx_override is not None:
             from medtune.backend import apply_device_env

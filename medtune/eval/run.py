@@ -33,7 +33,7 @@ class EvalConfig:
                                        "(default: the model's)")
     seed: int = opt(0, "random seed")
     device: str | None = opt(None, "cpu, cuda, cuda:N, mps (default: the best available)")
-    dtype: str = opt("auto", "weights' precision: auto, float32, bfloat16, float16")
+    dtype: str = opt("auto", "weights' precision: auto, bf16, fp16 or fp32 (as train.precision spells them)")
     trust_remote_code: bool = opt(False, "allow the model's own Python code from the Hub")
     progress: bool = opt(True, "show a progress bar")
     max_new_tokens: int = opt(256, "generate scorer: the longest answer in tokens")
