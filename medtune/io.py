@@ -22,19 +22,27 @@ def cache_dir() -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text to `path` through a temp file in the same folder and an atomic rename."""
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", buffering: int = -1) -> Iterator[Any]:
+    """A file to write (text "w" in UTF-8, or "wb") that appears at `path` only when the block succeeds:
+    a temp file in the same folder, flushed, fsynced and renamed over `path`; removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, buffering=buffering, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:

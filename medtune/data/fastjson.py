@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -37,17 +36,9 @@ else:
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     """Stream rows to a temp file beside `path`, then rename it into place (never half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
-            for row in rows:
-                fh.write(dumps_line(row))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from medtune.io import atomic_open
+
+    with atomic_open(path, "wb", buffering=1 << 20) as fh:
+        for row in rows:
+            fh.write(dumps_line(row))
+    return Path(path)
