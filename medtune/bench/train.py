@@ -10,7 +10,7 @@ from typing import Any
 
 from medtune.errors import MedtuneError
 
-from medtune.bench.common import matmul_params, matmul_rate, memory, setup
+from medtune.bench.common import matmul_params, memory, peak_rate, setup
 
 
 class CountingCollator:
@@ -63,8 +63,6 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
 
 def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[float], batches: list, steps: int,
             warmup: int, compile: bool) -> dict:
-    import torch
-
     t = recipe.train
     ga = t.grad_accum
     times = times_all[warmup:]
@@ -81,8 +79,7 @@ def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[floa
     k = 6 if recipe.method == "full" else 4
     n_mm = matmul_params(model)
     flops_tok = k * n_mm + k * 2 * layers * s_mean * d_attn
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(s["precision"])
-    rate = matmul_rate(backend.device, amp or torch.float32)
+    rate, rate_what = peak_rate(backend.device, s["precision"], fp8=t.fp8)
     tok_s = tokens / total_s
     return {
         "kind": "train", "loop": "medtune.train.build.build_trainer (the Trainer of medtune train)",
@@ -99,6 +96,6 @@ def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[floa
         "padding_fraction": 1 - tokens / max(1, padded) if not t.packing else 0.0,
         "mean_seq_len": s_mean, "matmul_params": n_mm,
         "flops_per_token": flops_tok, "flops_formula": f"{k}*N + {k}*2*layers*s*d_attn",
-        "matmul_rate_flops": rate, "mfu": tok_s * flops_tok / rate,
+        "matmul_rate_flops": rate, "matmul_rate_of": rate_what, "mfu": tok_s * flops_tok / rate,
         "memory": memory(backend.device), "backend": backend.to_dict(),
     }

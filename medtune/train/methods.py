@@ -164,12 +164,14 @@ def check_fp8(backend: Any) -> None:
     """FP8 training needs a GPU with FP8 matmuls and torchao; else a clear error before loading."""
     import torch
 
+    from medtune.backend import fp8_supported
+
     if backend.kind not in ("cuda", "rocm"):
         raise MedtuneError("fp8 training needs an FP8-capable GPU (H100, MI300X); set train.fp8=false",
                            field="train.fp8")
-    if backend.kind == "cuda" and torch.cuda.get_device_capability() < (8, 9):
-        raise MedtuneError("this GPU has no FP8 matmuls (compute capability 8.9+ needed); set train.fp8=false",
-                           field="train.fp8")
+    if not fp8_supported(backend.kind, torch.cuda.get_device_properties(torch.device(backend.device))):
+        raise MedtuneError(f"{backend.name} has no FP8 matrix cores (NVIDIA sm_89+, AMD gfx942/gfx950 only); "
+                           "set train.fp8=false", field="train.fp8")
     try:
         import torchao.float8  # noqa: F401
     except ImportError:
