@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from medtune.data.schema import MCQItem
-from medtune.eval.scorers import ScorerOptions, ScorerOutput
+from medtune.eval.output import ScorerOptions, ScorerOutput
 
 
 def encode_item(item: MCQItem, tokenizer: Any, max_length: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from medtune.data.schema import LETTERS, MCQItem
 from medtune.errors import MedtuneError
 from medtune.eval.extract import extract_answer, split_thinking
-from medtune.eval.scorers import ScorerOutput
+from medtune.eval.output import ScorerOutput
 
 INSTRUCTION = "Answer the following multiple-choice question about medicine."
 FINAL_LINE = ('End your reply with a final line of the form "Answer: X", where X is the letter of the '

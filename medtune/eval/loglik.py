@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from medtune.data.schema import MCQItem
-from medtune.eval.scorers import ScorerOptions, ScorerOutput
+from medtune.eval.output import ScorerOptions, ScorerOutput
 
 
 def _score(model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any, *, cloze: bool, batch_size: int,

@@ -4,7 +4,7 @@ A scorer is a function `fn(model, tokenizer, items, template, *, batch_size, dev
 progress, processes, options) -> ScorerOutput`; evaluation code looks the scorer up by name here and
 never branches on it. Adding a scorer is one `Scorer(...)` entry in `SCORERS`. `progress` reaches the function as None or a bar to `update(n)` per question scored.
 
-The contract every scorer returns (`ScorerOutput`):
+The contract every scorer returns (`ScorerOutput`, defined in `medtune.eval.output`):
 - `scores`: per result name (e.g. "letter"; "cloze", "cloze_norm", "cloze_mean"), per question, one
   score per option (log-likelihoods, logits or any monotone score; softmax gives the probabilities);
 - `predicted`: per result name, per question, the chosen option index, or None when no answer could be
@@ -28,26 +28,7 @@ from typing import Any, Callable, Sequence
 
 from medtune.data.schema import MCQItem
 from medtune.errors import MedtuneError, did_you_mean
-
-
-@dataclass
-class ScorerOutput:
-    """What a scorer gives back (see the module docstring for each field)."""
-
-    scores: dict[str, list[list[float]]]
-    truncated: int = 0
-    predicted: dict[str, list[int | None]] | None = None
-    rows: list[dict] | None = None
-    extra: dict | None = None
-    tokens: dict[str, int] | None = None
-
-
-@dataclass(frozen=True)
-class ScorerOptions:
-    """Scorer settings that only some scorers read (the generative scorer's, for now)."""
-
-    max_new_tokens: int = 256
-    thinking: bool = False
+from medtune.eval.output import ScorerOptions, ScorerOutput
 
 
 ScoreFn = Callable[..., ScorerOutput]
