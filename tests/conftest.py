@@ -39,6 +39,23 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, env: dict | None =
                           cwd=cwd, env=full_env, timeout=timeout)
 
 
+def write_recipe(tmp_path: Path, model_dir: Path, data: Path, out: Path, *, dropout: float = 0.0,
+                 **train) -> Path:
+    """A small LoRA recipe for a tiny local model (8 questions held out), written to tmp_path; `train`
+    keys override the train section (max_steps 4, batch 4, a checkpoint every 2 steps, lr 1e-3)."""
+    import yaml
+
+    recipe = {
+        "method": "lora", "output_dir": str(out), "model": {"name": str(model_dir)},
+        "data": {"train": [str(data)], "eval_size": 8},
+        "lora": {"r": 4, "alpha": 8, "dropout": dropout},
+        "train": {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "lr": 1e-3, **train},
+    }
+    path = tmp_path / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
 def _sample_items(n: int = 40) -> list[dict]:
     rows = []
     for i in range(n):

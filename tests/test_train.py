@@ -3,6 +3,7 @@ kill -9 and resume, the NaN guard, packing, loss masking."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -15,21 +16,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_recipe
 from medtune.train.recipe import load_recipe
 
 
-def _recipe_file(tmp_path: Path, model_dir: Path, data: Path, out: Path, **train) -> Path:
-    recipe = {
-        "method": "lora", "output_dir": str(out),
-        "model": {"name": str(model_dir)},
-        "data": {"train": [str(data)], "eval_size": 8},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.1},
-        "train": {"max_steps": 6, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "lr": 1e-3, **train},
-    }
-    path = tmp_path / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+# this file's runs: LoRA dropout on, 6 steps unless a test says otherwise
+_recipe_file = functools.partial(write_recipe, dropout=0.1, max_steps=6)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, write_recipe
 from medtune.train.recipe import load_recipe
 
 
@@ -114,24 +112,12 @@ def test_shuffled_options_move_their_answer_and_keep_positional_ones():
     assert len(set(golds)) == 4 and sum(a.options != b.options for a, b in zip(items, out)) >= 30
 
 
-def _recipe_file(tmp_path: Path, model_dir: Path, data: Path, out: Path, **train) -> Path:
-    recipe = {
-        "method": "lora", "output_dir": str(out), "model": {"name": str(model_dir)},
-        "data": {"train": [str(data)], "eval_size": 8},
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "train": {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "lr": 1e-3, **train},
-    }
-    path = tmp_path / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
 def test_selection_split_is_cut_from_training_and_named(tmp_path, tiny_model_dir, sample_jsonl):
     from medtune.train.run import run_train
     from medtune.train.trainset import load_questions
 
     out = tmp_path / "sel"
-    recipe = load_recipe(str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, out, eval_steps=2)),
+    recipe = load_recipe(str(write_recipe(tmp_path, tiny_model_dir, sample_jsonl, out, eval_steps=2)),
                          ["data.selection_size=6"])
     q = load_questions(recipe)
     ids = lambda xs: {x.id for x in xs}  # noqa: E731
@@ -153,7 +139,7 @@ def test_baseline_and_final_share_one_scoring_regime(tmp_path, tiny_model_dir, s
     from medtune.train.run import run_train
 
     out = tmp_path / "regime"
-    summary = run_train(load_recipe(str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, out))))
+    summary = run_train(load_recipe(str(write_recipe(tmp_path, tiny_model_dir, sample_jsonl, out))))
     regime = summary["scoring"]
     assert set(regime["final"]) == {"dtype", "autocast", "batch_size", "merged"}
     assert {**regime["baseline"], "merged": True} == regime["final"]  # fp32 weights: the adapter folded in
@@ -168,7 +154,7 @@ def test_second_run_reads_the_tokenized_examples_from_the_cache(tmp_path, tiny_m
     env = {"MEDTUNE_CACHE": str(tmp_path / "cache")}
     lines = []
     for name in ("a", "b"):
-        proc = run_cli("train", str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, tmp_path / name,
+        proc = run_cli("train", str(write_recipe(tmp_path, tiny_model_dir, sample_jsonl, tmp_path / name,
                                                  max_steps=1, save_steps=1)), "baseline_eval=false", env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         lines.append([x for x in proc.stdout.splitlines() if "tokenized examples from the cache" in x])
@@ -194,7 +180,7 @@ def test_train_needs_only_the_core_packages(tmp_path, tiny_model_dir, sample_jso
     (site / "sitecustomize.py").write_text(BLOCKER)
     env = {"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     out = tmp_path / "core"
-    proc = run_cli("train", str(_recipe_file(tmp_path, tiny_model_dir, sample_jsonl, out, max_steps=2)), env=env)
+    proc = run_cli("train", str(write_recipe(tmp_path, tiny_model_dir, sample_jsonl, out, max_steps=2)), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "metrics.json").is_file()
     assert "medtune: tensorboard is not installed, so the TensorBoard log" in proc.stderr
