@@ -74,7 +74,7 @@ def answerer(args: argparse.Namespace) -> Any:
             raise MedtuneError("give either --run or --model/--adapter, not both", field="--run")
         source = source_from_run(args.run, args.template, args.scorer, thinking=args.thinking)
     else:
-        source = Source(model=args.model, adapter=args.adapter, template=args.template or "auto",
-                        scorer=args.scorer or "letter", thinking=bool(args.thinking))
+        given = {k: getattr(args, k) for k in ("template", "scorer", "thinking") if getattr(args, k) is not None}
+        source = Source(model=args.model, adapter=args.adapter, **given)  # Source's defaults otherwise
     return Answerer(source, device=args.device, dtype=setting(args, EvalConfig, "dtype"),
                     trust_remote_code=setting(args, EvalConfig, "trust_remote_code"))
