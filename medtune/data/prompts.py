@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medtune.data.chatframe import render_chat
 from medtune.data.schema import LETTERS, MCQItem
 from medtune.errors import MedtuneError, did_you_mean
 
@@ -256,10 +257,7 @@ def render(item: MCQItem, template: str | Template, tokenizer: Any = None, *, ta
     if t.chat:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
             raise MedtuneError("this tokenizer has no chat template; use --template plain", field="--template")
-        messages = ([{"role": "system", "content": t.system}] if t.system else []) + [
-            {"role": "user", "content": text}]
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                             enable_thinking=thinking)
+        text = render_chat(tokenizer, t.system, text, thinking)
     elif t.system:
         text = t.system + "\n\n" + text
     return Prompt(text, tgt, choices)

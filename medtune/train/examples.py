@@ -2,16 +2,20 @@
 
 The answer is tokenized exactly as the scorers tokenize it (lm-eval's context/continuation rule, the
 same as `medtune.eval.scoring.encode_pair`), so the tokens the model learns are the tokens
-`medtune eval` reads. Examples are tokenized in batches: one tokenizer call per 1,024 questions.
+`medtune eval` reads. Examples are tokenized 1,024 questions at a time, each context once
+(`medtune.train.tokenize.split_encode`), and held as flat arrays (`TokenizedExamples`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from medtune.data.prompts import load_template, render, resolve_template
 from medtune.data.schema import MCQItem
 from medtune.eval.scoring import continuation_text, encode_pair
+
+if TYPE_CHECKING:
+    from medtune.train.tokenize import TokenizedExamples
 
 IGNORE = -100
 CHUNK = 1024
@@ -35,40 +39,52 @@ def build_example(item: MCQItem, tokenizer: Any, template: str, target: str, max
 
 
 def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
-    """`encode_pair` for many (context, continuation) pairs, with two batched tokenizer calls."""
-    contexts, wholes = [], []
-    for context, continuation in pairs:
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            continuation = context[-n_spaces:] + continuation
-            context = context[:-n_spaces]
-        contexts.append(context)
-        wholes.append(context + continuation)
-    ctx_ids = tokenizer(contexts, add_special_tokens=False)["input_ids"]
-    whole_ids = tokenizer(wholes, add_special_tokens=False)["input_ids"]
-    bos = tokenizer.bos_token_id
-    add_bos = getattr(tokenizer, "add_bos_token", False) and bos is not None
-    out = []
-    for ctx, whole in zip(ctx_ids, whole_ids):
-        if add_bos and (not ctx or ctx[0] != bos):
-            ctx, whole = [bos] + ctx, [bos] + whole
-        if not ctx:  # lm-eval conditions an empty context on the prefix token
-            out.append(([bos if bos is not None else tokenizer.eos_token_id], whole))
-        else:
-            out.append((ctx, whole[len(ctx):]))
-    return out
+    """`encode_pair` for many (context, continuation) pairs: each context's text up to its last added token
+    (the chat template's fixed part and the question) is tokenized once, and only the short tail after it
+    twice, since a tokenizer splits its text at added tokens before anything else. A sample of pairs is
+    checked against the two-call rule; on any difference every pair takes that rule."""
+    from medtune.train.tokenize import split_encode
+
+    moved = [_move_spaces(c, k) for c, k in pairs]
+    fast = split_encode(tokenizer, moved)
+    if fast is not None:
+        sample = range(0, len(moved), max(1, len(moved) // 8))
+        reference = _encode_moved(tokenizer, [moved[i] for i in sample])
+        if all(fast[i] == ref for i, ref in zip(sample, reference)):
+            return fast
+    return _encode_moved(tokenizer, moved)
+
+
+def _move_spaces(context: str, continuation: str) -> tuple[str, str]:
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        return context[:-n_spaces], context[-n_spaces:] + continuation
+    return context, continuation
+
+
+def _encode_moved(tokenizer: Any, moved: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """lm-eval's rule with two batched tokenizer calls: context alone, and context + continuation."""
+    from medtune.train.tokenize import finish_pair
+
+    ctx_ids = tokenizer([c for c, _ in moved], add_special_tokens=False)["input_ids"]
+    whole_ids = tokenizer([c + k for c, k in moved], add_special_tokens=False)["input_ids"]
+    return [finish_pair(tokenizer, ctx, whole) for ctx, whole in zip(ctx_ids, whole_ids)]
 
 
 def build_examples(items: Sequence[MCQItem], tokenizer: Any, template: str, target: str, max_length: int,
-                   loss_on: str = "answer") -> list[dict[str, list[int]]]:
-    """One example per question, tokenized in batches."""
+                   loss_on: str = "answer") -> "TokenizedExamples":
+    """One example per question, tokenized in batches, held as flat arrays."""
+    from medtune.train.tokenize import TokenizedExamples
+
     tmpl = load_template(resolve_template(template, tokenizer)) if isinstance(template, str) else template
-    out: list[dict[str, list[int]]] = []
+    out = TokenizedExamples.builder(len(tokenizer))
     for start in range(0, len(items), CHUNK):
         prompts = [render(it, tmpl, tokenizer, target=target) for it in items[start:start + CHUNK]]
         pairs = encode_pairs(tokenizer, [(p.prompt, continuation_text(p.prompt, p.target)) for p in prompts])
-        out.extend(_assemble(c, a, tokenizer.eos_token_id, max_length, loss_on) for c, a in pairs)
-    return out
+        for c, a in pairs:
+            ex = _assemble(c, a, tokenizer.eos_token_id, max_length, loss_on)
+            out.add(ex["input_ids"], ex["labels"])
+    return out.finish()
 
 
 class PadCollator:

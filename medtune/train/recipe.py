@@ -49,6 +49,9 @@ class DataArgs:
     target: str = opt("letter", "what the model learns to write: letter, letter_text, letter_text_explanation")
     max_length: int = opt(512, "tokens per example; prompts are cut from the left, never the answer")
     loss_on: str = opt("answer", "answer: loss on the answer tokens only; all: on the whole sequence")
+    cache: bool = opt(True, "reuse the records and tokenized examples an earlier run cached for the same "
+                            "data, options, tokenizer, template and length (medtune's cache folder; safe "
+                            "to delete); false: read and tokenize again")
 
 
 @dataclass

@@ -236,7 +236,7 @@ def summarize(recipe: Any, s: Setup, run: RunFolder, baseline: dict | None, fina
     from medtune.eval.compare import compare_runs, format_compare
     from medtune.train import methods
     from medtune.train.report import format_distributions, letter_distributions, plot_curves
-    from medtune.train.trainset import n_tokens
+    from medtune.train.trainset import total_tokens
 
     comparison = None
     if baseline is not None:
@@ -250,7 +250,7 @@ def summarize(recipe: Any, s: Setup, run: RunFolder, baseline: dict | None, fina
     plot_curves(trainer.state.log_history, run.curves, baseline["results"][primary]["accuracy"] if baseline
                 else None, final["results"][primary]["accuracy"], prior=(mf["letter"], mf["accuracy"]))
     seen = result.global_step * t.batch_size * t.grad_accum / max(1, len(examples))
-    tokens = sum(n_tokens(e) for e in examples) * seen
+    tokens = total_tokens(examples) * seen
     trainable, total = methods.trainable_parameters(trainer.model)
     q = s.questions
     return {

@@ -9,10 +9,12 @@ stable hash split, so the reported gain is not biased by choosing on it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from medtune.data.schema import MCQItem
@@ -40,7 +42,8 @@ def load_questions(recipe: Any) -> Questions:
     from medtune.data.split import contamination, split_items
 
     d = recipe.data
-    opts = LoadOptions(format=d.format, cop_base=d.cop_base, on_bad_row=d.on_bad_row)
+    opts = LoadOptions(format=d.format, cop_base=d.cop_base, on_bad_row=d.on_bad_row,
+                       cache=None if getattr(d, "cache", True) else False)
     items, report = load_benchmark(d.train, opts)
     if d.max_rows:
         items = items[: d.max_rows]
@@ -119,6 +122,26 @@ def tokenizer_identity(tokenizer: Any) -> dict:
             "chat": hashlib.sha256(str(getattr(tokenizer, "chat_template", "")).encode()).hexdigest()}
 
 
+# the code that turns questions into training examples: a change to any of it is a new cache key
+EXAMPLE_CODE = ("train/examples.py", "train/tokenize.py", "data/prompts.py", "data/chatframe.py",
+                "eval/scoring.py", "eval/choice.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    root = Path(__file__).resolve().parent.parent
+    return hashlib.sha256(b"\0".join((root / f).read_bytes() for f in EXAMPLE_CODE)).hexdigest()
+
+
+def template_identity(template: Any, tokenizer: Any, encoder: bool) -> Any:
+    """A template by its content (a template .yaml that changes is a new key), not by its name."""
+    if encoder or not isinstance(template, str):
+        return template
+    from medtune.data.prompts import load_template, resolve_template
+
+    return load_template(resolve_template(template, tokenizer))
+
+
 def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, template: str, encoder: bool,
                     quiet: bool = False) -> list[dict]:
     """Tokenized training examples, from medtune's content-keyed cache when the same questions, tokenizer,
@@ -126,9 +149,11 @@ def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, templ
     from medtune.data.cache import content_key, load_cached, store_cached
 
     d = recipe.data
-    key = content_key("train-examples", items_digest(items), tokenizer_identity(tokenizer), template,
-                      d.max_length, d.target, d.loss_on, encoder)
-    found = load_cached("train-examples", key)
+    use = getattr(d, "cache", True)
+    key = content_key("train-examples", _code_digest(), items_digest(items), tokenizer_identity(tokenizer),
+                      template_identity(template, tokenizer, encoder), d.max_length, d.target, d.loss_on,
+                      encoder) if use else ""
+    found = load_cached("train-examples", key) if use else None
     if found is not None:
         if not quiet:
             print(f"medtune: {len(found):,} tokenized examples from the cache ({key[:12]})", flush=True)
@@ -141,6 +166,8 @@ def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, templ
         from medtune.train.examples import build_examples
 
         examples = build_examples(items, tokenizer, template, d.target, d.max_length, d.loss_on)
+    if not use:
+        return examples
     try:
         store_cached("train-examples", key, examples)
     except OSError as err:  # a read-only cache folder costs a re-tokenization, nothing else
@@ -153,13 +180,20 @@ class ExampleList:
 
     def __init__(self, examples: list[dict]):
         self.examples = examples
-        self.lengths = [n_tokens(e) for e in examples]
+        lengths = getattr(examples, "lengths", None)
+        self.lengths = list(lengths) if lengths is not None else [n_tokens(e) for e in examples]
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, i: int) -> dict:
         return self.examples[i]
+
+
+def total_tokens(examples: Sequence) -> int:
+    """Tokens of all examples."""
+    lengths = getattr(examples, "lengths", None)
+    return sum(lengths) if lengths is not None else sum(n_tokens(e) for e in examples)
 
 
 def n_tokens(example: dict) -> int:
