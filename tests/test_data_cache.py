@@ -85,3 +85,15 @@ def test_an_unwritable_cache_is_skipped(tmp_path, monkeypatch):
     path = _write(tmp_path / "data.jsonl", [1, 2, 3, 4])
     items, rep = load_benchmark(path, LoadOptions(cache=True))
     assert len(items) == 4 and rep.cached is None
+
+
+def test_a_record_pickles_whole_including_its_meta():
+    import pickle
+
+    from medtune.data.schema import MCQItem
+
+    item = MCQItem(id="q1", question="Q?", options=("a", "b"), answer_index=1, subject="Anatomy",
+                   context="ctx", source="pubmedqa", split="test", meta={"contexts": ["x", "y"]})
+    back = pickle.loads(pickle.dumps([item, item], protocol=pickle.HIGHEST_PROTOCOL))
+    assert back[0] == item and back[0].meta == {"contexts": ["x", "y"]} and back[0].split == "test"
+    assert back[0] is back[1]  # the pickle memo still shares repeated records

@@ -25,6 +25,12 @@ class MCQItem:
     split: str | None = None  # the split the source itself assigns (PubMedQA's official test), if any
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def __reduce__(self) -> tuple:
+        # pickled as the constructor's arguments: 3x faster both ways than dataclasses' per-field state
+        # (the records cache pickles 182,822 of these)
+        return (MCQItem, (self.id, self.question, self.options, self.answer_index, self.subject, self.topic,
+                          self.explanation, self.context, self.source, self.split, self.meta))
+
     @property
     def answer_letter(self) -> str:
         """The gold answer as a letter (A, B, ...)."""
