@@ -35,13 +35,27 @@ def one(lr: float, steps: int, every: int, overrides: list[str]) -> dict:
     s = set_up(recipe, get_method(recipe.method))
     trainer, _ = make_trainer(recipe, s, RunFolder(out))
     t0 = time.perf_counter()
+    letters = []
+    evaluate = trainer.evaluate
+
+    def evaluate_and_keep_letters(*a, **kw):
+        out = evaluate(*a, **kw)
+        letters.append({k: round(v, 3) for k, v in sorted(trainer.mt_last_letters.items())})
+        return out
+
+    trainer.evaluate = evaluate_and_keep_letters
     start = trainer.evaluate()  # the base model on the selection split
     trainer.train()
     hist = [{"step": 0, "accuracy": start["eval_accuracy"], "top_letter_share": start["eval_top_letter_share"]}]
     hist += [{"step": h["step"], "accuracy": h["eval_accuracy"], "top_letter_share": h["eval_top_letter_share"]}
              for h in trainer.state.log_history if "eval_accuracy" in h and h.get("step")]
+    for h, dist in zip(hist, letters):
+        h["letters"] = dist
     loss = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    return {"lr": lr, "selection_questions": len(s.questions.selection), "history": hist, "loss": loss,
+    sel = s.questions.selection
+    gold = {k: round(sum(it.answer_letter == k for it in sel) / len(sel), 3) for k in "ABCD"}
+    return {"lr": lr, "overrides": overrides, "selection_questions": len(sel), "gold_letters": gold,
+            "history": hist, "loss": loss,
             "seconds": time.perf_counter() - t0, "load_avg": os.getloadavg()[0]}
 
 

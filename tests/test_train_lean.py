@@ -189,3 +189,29 @@ def test_train_needs_only_the_core_packages(tmp_path, tiny_model_dir, sample_jso
     check = subprocess.run([sys.executable, "-c", "import datasets"], env={**os.environ, **env},
                            capture_output=True, text=True)
     assert check.returncode != 0 and "No module named 'datasets'" in check.stderr  # the blocker really blocks
+
+
+def test_lora_on_the_top_layers_stops_the_backward_pass_below_them(tmp_path, tiny_model_dir, sample_jsonl):
+    from medtune.errors import MedtuneError
+    from medtune.train.methods import adapted_layers, prepare_for_training
+    from medtune.backend import select_backend
+
+    assert adapted_layers("top:2", 4) == [2, 3] and adapted_layers([3, 1], 4) == [1, 3] and adapted_layers(None, 4) is None
+    for bad in ("top:0", "top:5", "bottom:2", [4], []):
+        with pytest.raises(MedtuneError, match="lora.layers"):
+            adapted_layers(bad, 4)
+    model = _model(tiny_model_dir)
+    n = model.config.num_hidden_layers
+    recipe = load_recipe(str(write_recipe(tmp_path, tiny_model_dir, sample_jsonl, tmp_path / "top")),
+                         ["lora.layers=top:1"])
+    model = prepare_for_training(model, recipe, select_backend("cpu"))
+    trained = {name.split(".layers.")[1].split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trained == {str(n - 1)}
+    seen = {}
+    layers = model.base_model.model.model.layers
+    for i, layer in enumerate(layers):
+        layer.register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, (out[0] if isinstance(out, tuple)
+                                                                                 else out).requires_grad))
+    model.train()
+    model(input_ids=torch.tensor([[5, 6, 7, 8]]), labels=torch.tensor([[5, 6, 7, 8]])).loss.backward()
+    assert seen == {i: i == n - 1 for i in range(n)}  # nothing below the adapted layer is kept for backward

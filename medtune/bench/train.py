@@ -37,11 +37,13 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
     from medtune.train import methods
     from medtune.train.build import build_trainer
     from medtune.train.trainer import StepTimer
-    from medtune.train.trainset import cached_examples, load_questions
+    from medtune.train.run import load_train_eval_questions
+    from medtune.train.trainset import cached_examples
 
     s = setup(recipe, shape, tokenizer, device, for_training=True)
     backend, tok = s["backend"], s["tokenizer"]
-    examples = cached_examples(load_questions(recipe).train, tok, recipe, s["template"], False, quiet=True)
+    questions = load_train_eval_questions(recipe).train  # options shuffled as `medtune train` has them
+    examples = cached_examples(questions, tok, recipe, s["template"], False, quiet=True)
     if not examples:
         raise MedtuneError("no training examples", field="data.train")
     model = methods.prepare_for_training(s["model"], recipe, backend)
@@ -51,7 +53,8 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
                                 template=s["template"], encoder=False, folder=Path(tmp), callbacks=[timer],
                                 max_steps=warmup + steps, save_strategy="no", eval_strategy="no",
                                 load_best_model_at_end=False, metric_for_best_model=None,
-                                logging_steps=10 ** 9, torch_compile=compile)
+                                logging_steps=10 ** 9, torch_compile=compile,
+                                letters=[it.answer_index for it in questions])
         trainer.mt_head_on_labels = trainer.mt_head_on_labels and head_on_labels
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter

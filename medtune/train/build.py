@@ -54,9 +54,11 @@ def precision_hint(precision: str) -> str:
 
 def build_trainer(recipe: Any, model: Any, tokenizer: Any, examples: list[dict], *, backend: Any, precision: str,
                   template: str, encoder: bool, folder: Path, selection: Sequence = (),
-                  callbacks: Sequence[Any] = (), **arg_overrides: Any) -> Any:
+                  callbacks: Sequence[Any] = (), letters: Sequence[int] | None = None,
+                  **arg_overrides: Any) -> Any:
     """The MedtuneTrainer for a prepared (adapted) model and tokenized examples; `selection`: questions
-    scored every train.eval_steps to pick the best checkpoint (never the reported eval set)."""
+    scored every train.eval_steps to pick the best checkpoint (never the reported eval set); `letters`: each
+    example's gold answer index, for steps balanced over the letters (train.balance_letters)."""
     from transformers.trainer_callback import PrinterCallback
 
     from medtune.train import methods
@@ -77,6 +79,7 @@ def build_trainer(recipe: Any, model: Any, tokenizer: Any, examples: list[dict],
         data_collator=make_collator(recipe, tokenizer, encoder), callbacks=cbs, mt_eval_items=selection,
         mt_tokenizer=tokenizer, mt_template=template, mt_scorer=t.eval_scorer,
         mt_precision_hint=precision_hint(precision), mt_lengths=data.lengths,
+        mt_letters=letters if t.balance_letters and letters is not None else None,
     )
     trainer.remove_callback(PrinterCallback)  # TerminalLog prints one readable line instead
     return trainer

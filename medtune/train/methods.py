@@ -83,12 +83,34 @@ def _peft(model: Any, recipe: Any, dora: bool = False) -> Any:
     from peft import LoraConfig, get_peft_model
 
     lc = recipe.lora
-    config = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
-                        use_dora=dora, task_type="CAUSAL_LM", bias="none")
+    layers = adapted_layers(getattr(lc, "layers", None), getattr(model.config, "num_hidden_layers", None))
+    targets = lc.target_modules
+    if layers is not None and targets == "all-linear":  # PEFT takes a layer list only with module names
+        import torch
+
+        head = model.get_output_embeddings()
+        targets = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                          if isinstance(m, torch.nn.Linear) and m is not head and ".layers." in f".{name}"})
+    config = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=targets,
+                        use_dora=dora, task_type="CAUSAL_LM", bias="none", layers_to_transform=layers)
     try:
         return get_peft_model(model, config)
     except ValueError as err:
         raise MedtuneError(f"{' '.join(str(err).split())[:300]}", field="lora.target_modules") from None
+
+
+def adapted_layers(spec: Any, n_layers: int | None) -> list[int] | None:
+    """`lora.layers` as layer indices: None (every layer), 'top:N' or a list of indices."""
+    if spec is None:
+        return None
+    if isinstance(spec, str) and spec.startswith("top:") and spec[4:].isdigit() and n_layers:
+        n = int(spec[4:])
+        if 1 <= n <= n_layers:
+            return list(range(n_layers - n, n_layers))
+    elif isinstance(spec, list) and spec and all(isinstance(i, int) and 0 <= i < (n_layers or 10 ** 9) for i in spec):
+        return sorted(set(spec))
+    raise MedtuneError(f"expected 'top:N' (1 <= N <= {n_layers}) or a list of layer indices below {n_layers}, "
+                       f"got {spec!r}", field="lora.layers")
 
 
 def lora(model: Any, recipe: Any) -> Any:

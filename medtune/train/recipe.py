@@ -60,6 +60,8 @@ class LoraArgs:
     alpha: int = opt(32, "LoRA alpha (scale = alpha / r)")
     dropout: float = opt(0.05, "dropout on the LoRA input")
     target_modules: Any = opt("all-linear", "'all-linear' or a list of module names such as [q_proj, v_proj]")
+    layers: Any = opt(None, "adapt only these transformer layers: 'top:N' (the last N) or a list of indices; "
+                            "the backward pass stops below the lowest one. None: every layer")
 
 
 @dataclass
@@ -76,6 +78,8 @@ class TrainArgs:
     precision: str = opt("auto", "auto (bf16 where supported, fp16 on older GPUs, fp32 on CPU), fp32, bf16 or fp16")
     packing: bool = opt(False, "padding-free batches: sequences concatenated, positions restart per example")
     group_by_length: bool = opt(True, "batch examples of similar length to waste less padding")
+    balance_letters: bool = opt(True, "every optimizer step holds each gold answer letter equally often (as far "
+                                      "as the data allows), so no step pushes the model toward a letter")
     eval_steps: int | None = opt(None, "evaluate accuracy every N steps (default: at the end only)")
     save_steps: int = opt(100, "write a checkpoint every N steps")
     save_total_limit: int | None = opt(3, "keep at most N checkpoints (the best is always kept)")

@@ -186,7 +186,8 @@ def make_trainer(recipe: Any, s: Setup, run: RunFolder) -> tuple[Any, list[dict]
     examples = cached_examples(s.questions.train, s.tokenizer, recipe, s.template, s.method.encoder)
     trainer = build_trainer(recipe, s.model, s.tokenizer, examples, backend=s.backend, precision=s.precision,
                             template=s.template, encoder=s.method.encoder, folder=run.checkpoints,
-                            selection=s.questions.selection, callbacks=[tensorboard_callback(run.tensorboard)])
+                            selection=s.questions.selection, callbacks=[tensorboard_callback(run.tensorboard)],
+                            letters=[it.answer_index for it in s.questions.train])
     return trainer, examples
 
 

@@ -51,7 +51,8 @@ class MedtuneTrainer(Trainer):
 
     def __init__(self, *args: Any, mt_eval_items: Sequence = (), mt_tokenizer: Any = None,
                  mt_template: str = "chat", mt_scorer: str = "letter", mt_eval_batch: int = 8,
-                 mt_precision_hint: str = "", mt_lengths: Sequence[int] | None = None, **kwargs: Any):
+                 mt_precision_hint: str = "", mt_lengths: Sequence[int] | None = None,
+                 mt_letters: Sequence[int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.mt_eval_items = list(mt_eval_items)
         self.mt_tokenizer = mt_tokenizer
@@ -60,10 +61,17 @@ class MedtuneTrainer(Trainer):
         self.mt_eval_batch = mt_eval_batch
         self.mt_precision_hint = mt_precision_hint
         self.mt_lengths = list(mt_lengths) if mt_lengths is not None else None
+        self.mt_letters = list(mt_letters) if mt_letters is not None else None
         self.mt_head_on_labels = not self.args.use_liger_kernel  # Liger fuses the head with the loss itself
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        if self.args.train_sampling_strategy == "group_by_length" and self.mt_lengths is not None:
+        grouped = self.args.train_sampling_strategy == "group_by_length" and self.mt_lengths is not None
+        if self.mt_letters is not None:
+            from medtune.train.sampling import LetterBalancedSampler
+
+            step = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return LetterBalancedSampler(self.mt_letters, step, lengths=self.mt_lengths if grouped else None)
+        if grouped:
             from transformers.trainer_pt_utils import LengthGroupedSampler
 
             return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
@@ -128,7 +136,8 @@ class MedtuneTrainer(Trainer):
         r = summarize([it.answer_index for it in items], [softmax(s) for s in scores[name]],
                       [it.subject for it in items])
         lo, hi = r["ci95"]
-        top = max(r.get("predicted_letters", {}).values(), default=0.0)  # a collapse onto one letter shows here
+        self.mt_last_letters = r.get("predicted_letters", {})
+        top = max(self.mt_last_letters.values(), default=0.0)  # a collapse onto one letter shows here
         metrics = {f"{metric_key_prefix}_accuracy": r["accuracy"], f"{metric_key_prefix}_ci95_low": lo,
                    f"{metric_key_prefix}_ci95_high": hi, f"{metric_key_prefix}_top_letter_share": top,
                    f"{metric_key_prefix}_seconds": time.perf_counter() - t0}
