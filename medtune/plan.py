@@ -24,6 +24,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medtune.errors import MedtuneError, did_you_mean
 
@@ -154,8 +155,9 @@ class Estimate:
 def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len: int = 512,
              grad_ckpt: bool = False, r: int = 16, targets: tuple[str, ...] = LINEARS, lora_dropout: bool = True,
              act_bytes: int = 2, runtime_gib: float = 1.0, memory_gib: float | None = None,
-             labelled: int | None = None) -> Estimate:
-    """Peak training memory for one optimizer step, part by part."""
+             labelled: int | None = None, adapted: int | None = None) -> Estimate:
+    """Peak training memory for one optimizer step, part by part; `adapted`: the layers an adapter
+    covers (lora.layers), below which nothing is kept for the backward pass."""
     if method not in METHODS:
         raise MedtuneError(f"unknown method {method!r}{did_you_mean(method, METHODS)}; choose from "
                            f"{', '.join(METHODS)}", field="--method")
@@ -168,13 +170,15 @@ def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len
         weights = p["total"] * 4.0
     else:
         weights = p["total"] * 2.0
-    trainable = p["total"] if method == "full" else lora_parameters(a, r, targets)
+    frac = 1.0 if method == "full" or not adapted else min(adapted, a.layers) / a.layers
+    trainable = p["total"] if method == "full" else lora_parameters(a, r, targets) * frac
     state = trainable * (12.0 if method == "full" else 16.0)  # full: fp32 grad + 2 moments (weights above)
     if method == "dora":  # magnitude vectors, and one layer's adapted weights materialised for the norm
         shapes = a.linear_shapes()
         state += a.layers * sum(shapes[t][1] for t in targets) * 16.0
         weights += sum(i * o for t, (i, o) in shapes.items() if t in targets) * 2.0 * 2
     kept, one_layer = activations_per_token(a, method, grad_ckpt, lora_dropout and method != "full", act_bytes)
+    kept *= frac
     head = min(seq_len, labelled or seq_len)  # positions the LM head runs on
     per_sample = seq_len * (kept + one_layer) + head * a.vocab * 12.0
     fixed = (weights + state) / GIB + runtime_gib
@@ -230,38 +234,46 @@ def cpu_memory_gib() -> float | None:
 
 
 def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ckpt: bool, r: int = 16,
-         labelled: int | None = None) -> dict:
-    """The planner's answer for one model, method and GPU, with the alternatives."""
+         labelled: int | None = None, layers: Any = None) -> dict:
+    """The planner's answer for one model, method and GPU, with the alternatives; `layers`: lora.layers."""
     if gpu not in GPUS:
         raise MedtuneError(f"unknown GPU {gpu!r}{did_you_mean(gpu, GPUS)}; choose from {', '.join(GPUS)}",
                            field="--gpu")
     cfg, source = load_config(model)
     a = Arch.from_config(cfg, source)
+    adapted = None
+    if layers is not None:
+        from medtune.train.methods import adapted_layers
+
+        adapted = len(adapted_layers(layers, a.layers))
     mem = cpu_memory_gib() if gpu == "cpu" else None
     act_bytes = 4 if gpu == "cpu" else 2
     est = estimate(a, method, gpu, batch=batch, seq_len=seq_len, grad_ckpt=grad_ckpt, r=r, act_bytes=act_bytes,
-                   memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled)
+                   memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled, adapted=adapted)
     others = {}
     for m in METHODS:
         for ck in (False, True):
             e = estimate(a, m, gpu, batch=batch, seq_len=seq_len, grad_ckpt=ck, r=r, act_bytes=act_bytes,
-                         memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled)
+                         memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled, adapted=adapted)
             others[f"{m}{' +ckpt' if ck else ''}"] = {"total_gib": e.total_gib, "fits": e.fits,
                                                        "max_batch": e.max_batch()}
     fitting = [m for m in METHODS if others[m]["fits"]]
-    return {"time": time_model(a, method, gpu, r), "model": model, "config": source, "architecture": a.__dict__, "parameters": count_parameters(a),
-            "lora_parameters": lora_parameters(a, r), "estimate": est.to_dict(), "methods": others,
+    return {"time": time_model(a, method, gpu, r, adapted), "model": model, "config": source,
+            "architecture": a.__dict__, "parameters": count_parameters(a), "adapted_layers": adapted or a.layers,
+            "lora_parameters": lora_parameters(a, r) * (adapted or a.layers) // a.layers, "estimate": est.to_dict(),
+            "methods": others,
             "lightest_fitting_method": fitting[0] if fitting else None,
             "best_fitting_method": next((m for m in ("full", "lora", "dora", "qlora") if others[m]["fits"]), None)}
 
 
-def time_model(a: Arch, method: str, gpu: str, r: int = 16) -> dict | None:
+def time_model(a: Arch, method: str, gpu: str, r: int = 16, adapted: int | None = None) -> dict | None:
     """Seconds per million training tokens at ASSUMED_MFU of the GPU's datasheet bf16 peak: FLOPs per token
-    k x N (N the matmul parameters; k = 4 for adapter methods, no weight gradients; 6 for full)."""
+    k x N (N the matmul parameters; k = 4 for adapter methods, no weight gradients, the backward half only
+    over the adapted layers; 6 for full)."""
     if gpu not in PEAK_TFLOPS:
         return None
     n = count_parameters(a)["linear"]
-    k = 6 if method == "full" else 4
+    k = 6 if method == "full" else 2 + 2 * (min(adapted, a.layers) / a.layers if adapted else 1.0)
     rate = PEAK_TFLOPS[gpu] * 1e12 * ASSUMED_MFU
     return {"flops_per_token": k * n, "peak_tflops": PEAK_TFLOPS[gpu], "assumed_mfu": ASSUMED_MFU,
             "seconds_per_million_tokens": k * n * 1e6 / rate}

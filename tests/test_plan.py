@@ -70,6 +70,19 @@ def test_bigger_batches_and_longer_sequences_need_more_and_checkpointing_less():
     assert estimate(a, "qlora", "rtx4090", batch=1).total_gib < estimate(a, "lora", "rtx4090", batch=1).total_gib
 
 
+def test_adapting_the_top_half_keeps_half_the_activations_and_halves_the_backward():
+    from medtune.plan import plan
+
+    a = Arch.from_config(load_config("qwen3-1.7b")[0])
+    all_layers, top = estimate(a, "lora", "h100", batch=8), estimate(a, "lora", "h100", batch=8, adapted=a.layers // 2)
+    assert top.parts["activations"] == pytest.approx(all_layers.parts["activations"] / 2)
+    assert top.parts["trainable_state"] == pytest.approx(all_layers.parts["trainable_state"] / 2)
+    whole, half = (plan("qwen3-1.7b", "lora", "h100", batch=8, seq_len=512, grad_ckpt=False, layers=spec)
+                   for spec in (None, f"top:{a.layers // 2}"))
+    assert whole["time"]["flops_per_token"] / half["time"]["flops_per_token"] == pytest.approx(4 / 3)
+    assert half["adapted_layers"] == a.layers // 2 and half["lora_parameters"] * 2 == whole["lora_parameters"]
+
+
 def test_plan_cli_and_table(tmp_path):
     shape = ROOT / "medtune" / "resources" / "shapes" / "qwen3-1.7b"
     proc = run_cli("plan", "--model", str(shape), "--method", "lora", "--gpu", "mi300x")

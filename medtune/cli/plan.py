@@ -82,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     if args.table:
         print(table(r.model.name, **shape))
         return 0
-    result = plan(r.model.name, r.method, args.gpu, r=r.lora.r, labelled=labelled_positions(r), **shape)
+    result = plan(r.model.name, r.method, args.gpu, r=r.lora.r, labelled=labelled_positions(r), layers=r.lora.layers,
+                  **shape)
     print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0 if result["estimate"]["fits"] else 1
