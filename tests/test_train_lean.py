@@ -69,7 +69,7 @@ def test_head_on_labels_has_the_same_gradients(tiny_model_dir, tiny_tokenizer, s
         torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("attn", ["sdpa", "eager", "flex_attention"])
 def test_packed_example_loss_equals_its_loss_alone(tiny_model_dir, tiny_tokenizer, sample_jsonl, attn):
     from medtune.train.examples import PackCollator, build_examples
     from medtune.train.trainer import labelled_loss
@@ -215,3 +215,21 @@ def test_lora_on_the_top_layers_stops_the_backward_pass_below_them(tmp_path, tin
     model.train()
     model(input_ids=torch.tensor([[5, 6, 7, 8]]), labels=torch.tensor([[5, 6, 7, 8]])).loss.backward()
     assert seen == {i: i == n - 1 for i in range(n)}  # nothing below the adapted layer is kept for backward
+
+
+def test_packing_on_a_gpu_loads_flash_varlen_when_installed_and_flex_attention_otherwise(monkeypatch):
+    from types import SimpleNamespace
+
+    import medtune.backend as B
+    from medtune.train.methods import attention_for
+
+    def recipe(packing, attn=None):
+        return SimpleNamespace(model=SimpleNamespace(attn_implementation=attn), train=SimpleNamespace(packing=packing))
+
+    gpu, rocm, cpu = (SimpleNamespace(kind=k) for k in ("cuda", "rocm", "cpu"))
+    for installed, expected in ((True, "flash_attention_2"), (False, "flex_attention")):
+        monkeypatch.setattr(B, "have", lambda module, installed=installed: installed and module == "flash_attn")
+        assert attention_for(recipe(True), gpu) == attention_for(recipe(True), rocm) == expected
+    assert attention_for(recipe(True), cpu) is None  # transformers' sdpa, dense document mask on the CPU
+    assert attention_for(recipe(False), gpu) is None
+    assert attention_for(recipe(True, "eager"), gpu) == "eager"  # the recipe's own choice wins

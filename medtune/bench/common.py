@@ -127,10 +127,11 @@ def shape_model(shape: str, dtype: Any, device: str = "cpu", seed: int = 0, **ov
     import torch
     from transformers import AutoModelForCausalLM
 
+    attn = overrides.pop("attn_implementation", None)
     config = shape_config(shape, **overrides)
     torch.manual_seed(seed)
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype, **({"attn_implementation": attn} if attn else {}))
 
 
 def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: str | None,
@@ -152,12 +153,14 @@ def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: st
     tok_ref = resolve_tokenizer(tokenizer_name) if tokenizer_name else resolve_model(recipe.model.name)
     tokenizer = load_tokenizer(tok_ref, recipe.model.trust_remote_code)
     if shape:
-        model = shape_model(shape, backend.torch_dtype(), backend.device)
+        attn = methods.attention_for(recipe, backend)
+        extra = {"attn_implementation": attn} if attn else {}
+        model = shape_model(shape, backend.torch_dtype(), backend.device, **extra)
         model_name = f"{shape} shape, random weights"
     else:
         model = load_causal_lm(resolve_model(recipe.model.name), backend,
                                trust_remote_code=recipe.model.trust_remote_code,
-                               attn_implementation=recipe.model.attn_implementation)
+                               attn_implementation=methods.attention_for(recipe, backend))
         model_name = recipe.model.name
     vocab = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > vocab:

@@ -215,6 +215,18 @@ def apply_fp8(model: Any, backend: Any) -> Any:
     return model
 
 
+def attention_for(recipe: Any, backend: Any) -> str | None:
+    """The attention kernel a run loads: the recipe's own choice; with packing on a GPU, flash-attention's
+    varlen kernel when installed, else flex_attention with a document mask built from `position_ids`
+    (transformers compiles it); otherwise None, transformers' default (sdpa; packed rows on the CPU get a
+    dense document mask, the reference path: flex_attention is unfused there)."""
+    from medtune.backend import have
+
+    if recipe.model.attn_implementation or not recipe.train.packing or backend.kind not in ("cuda", "rocm"):
+        return recipe.model.attn_implementation
+    return "flash_attention_2" if have("flash_attn") else "flex_attention"
+
+
 def prepare_for_training(model: Any, recipe: Any, backend: Any) -> Any:
     """No KV cache, FP8 if asked, the method's wrapping, gradient checkpointing if asked: the one
     preparation that `medtune train` and `medtune bench train` share."""

@@ -128,7 +128,7 @@ def set_up(recipe: Any, method: Method) -> Setup:
     else:
         q_cfg = method.quantization() if method.quantization else None
         model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
-                               quantization_config=q_cfg, attn_implementation=recipe.model.attn_implementation)
+                               quantization_config=q_cfg, attn_implementation=methods.attention_for(recipe, backend))
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
                           batch_size=default_batch_size(backend),
