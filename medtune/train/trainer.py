@@ -69,7 +69,8 @@ class MedtuneTrainer(Trainer):
         if self.mt_letters is not None:
             from medtune.train.sampling import LetterBalancedSampler
 
-            step = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            # one optimizer step over all processes: each reads every world_size-th batch of this order
+            step = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
             return LetterBalancedSampler(self.mt_letters, step, lengths=self.mt_lengths if grouped else None)
         if grouped:
             from transformers.trainer_pt_utils import LengthGroupedSampler
