@@ -260,9 +260,8 @@ def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ck
     fitting = [m for m in METHODS if others[m]["fits"]]
     return {"time": time_model(a, method, gpu, r, adapted), "model": model, "config": source,
             "architecture": a.__dict__, "parameters": count_parameters(a), "adapted_layers": adapted or a.layers,
-            "lora_parameters": lora_parameters(a, r) * (adapted or a.layers) // a.layers, "estimate": est.to_dict(),
-            "methods": others,
-            "lightest_fitting_method": fitting[0] if fitting else None,
+            "lora_r": r, "lora_parameters": lora_parameters(a, r) * (adapted or a.layers) // a.layers,
+            "estimate": est.to_dict(), "methods": others, "lightest_fitting_method": fitting[0] if fitting else None,
             "best_fitting_method": next((m for m in ("full", "lora", "dora", "qlora") if others[m]["fits"]), None)}
 
 
@@ -279,6 +278,11 @@ def time_model(a: Arch, method: str, gpu: str, r: int = 16, adapted: int | None 
             "seconds_per_million_tokens": k * n * 1e6 / rate}
 
 
+def _on_layers(p: dict) -> str:
+    n, of = p.get("adapted_layers"), p["architecture"]["layers"]
+    return f" on {n} of {of} layers" if n and n != of else ""
+
+
 def format_plan(p: dict) -> str:
     """The planner's answer as text."""
     e = p["estimate"]
@@ -286,7 +290,7 @@ def format_plan(p: dict) -> str:
     gpu = GPUS[e["gpu"]]
     lines = [f"{p['model']}: {n['total'] / 1e9:.3f}B parameters ({p['architecture']['model_type']}, "
              f"{p['architecture']['layers']} layers, vocab {p['architecture']['vocab']:,}); "
-             f"LoRA r=16 all-linear: {p['lora_parameters'] / 1e6:.1f}M trainable",
+             f"LoRA r={p.get('lora_r', 16)} all-linear{_on_layers(p)}: {p['lora_parameters'] / 1e6:.1f}M trainable",
              f"{e['method']} on {gpu[0]} ({e['memory_gib']:.0f} GiB), batch {e['batch']} x {e['seq_len']} tokens"
              f"{', gradient checkpointing' if e['grad_ckpt'] else ''}:"]
     for k, v in e["parts_gib"].items():
