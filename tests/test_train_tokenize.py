@@ -10,7 +10,8 @@ import pickle
 import pytest
 
 from medtune.data.chatframe import apply, chat_frame
-from medtune.train.examples import _encode_moved, _move_spaces, build_example, build_examples, encode_pairs
+from medtune.eval.scoring import move_spaces
+from medtune.train.examples import _encode_moved, build_example, build_examples, encode_pairs
 from medtune.train.recipe import load_recipe
 from medtune.train.tokenize import IGNORE, TokenizedExamples, split_encode
 
@@ -66,8 +67,8 @@ def test_one_batched_pass_gives_the_ids_of_one_question_at_a_time(tiny_tokenizer
 
 
 def test_the_split_at_added_tokens_agrees_with_the_two_call_rule(qwen_tokenizer):
-    moved = [_move_spaces(f"<|im_start|>user\nQ{i}: which one?<|im_end|>\n<|im_start|>assistant\n", "C")
-             for i in range(50)] + [_move_spaces("no added token here: Answer:", " B")]
+    moved = [move_spaces(f"<|im_start|>user\nQ{i}: which one?<|im_end|>\n<|im_start|>assistant\n", "C")
+             for i in range(50)] + [move_spaces("no added token here: Answer:", " B")]
     fast = split_encode(qwen_tokenizer, moved)
     assert fast == _encode_moved(qwen_tokenizer, moved)
     assert fast[0][1] == qwen_tokenizer("\nC", add_special_tokens=False)["input_ids"]
@@ -79,8 +80,8 @@ def test_a_tokenizer_where_the_split_is_wrong_falls_back_to_the_two_call_rule(ti
     tok = copy.deepcopy(tiny_tokenizer)
     tok.add_tokens([AddedToken("<|sep|>", rstrip=True, special=True)])  # eats the spaces after it
     pairs = [(f"Q{i} <|sep|>  Answer:", "A") for i in range(20)]
-    fast = split_encode(tok, [_move_spaces(c, k) for c, k in pairs])
-    reference = _encode_moved(tok, [_move_spaces(c, k) for c, k in pairs])
+    fast = split_encode(tok, [move_spaces(c, k) for c, k in pairs])
+    reference = _encode_moved(tok, [move_spaces(c, k) for c, k in pairs])
     assert fast != reference  # tokenizing the tail alone keeps the spaces the joint text loses
     assert encode_pairs(tok, pairs) == reference
 

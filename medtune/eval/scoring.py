@@ -31,21 +31,32 @@ def continuation_text(context: str, choice: str) -> str:
     return choice if context[-1:].isspace() else " " + choice
 
 
-def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Context and continuation token ids by lm-eval's rule (whitespace moved, whole minus context)."""
+def move_spaces(context: str, continuation: str) -> tuple[str, str]:
+    """lm-eval's first step: whitespace at the end of the context moves to the start of the continuation."""
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces:
-        continuation = context[-n_spaces:] + continuation
-        context = context[:-n_spaces]
+        return context[:-n_spaces], context[-n_spaces:] + continuation
+    return context, continuation
+
+
+def finish_pair(tokenizer: Any, ctx: list[int], whole: list[int]) -> tuple[list[int], list[int]]:
+    """lm-eval's rule once the context and context + continuation are tokenized: bos where the tokenizer
+    adds one, an empty context conditioned on the prefix token, the continuation as the whole minus the
+    context."""
+    bos = tokenizer.bos_token_id
+    if getattr(tokenizer, "add_bos_token", False) and bos is not None and (not ctx or ctx[0] != bos):
+        ctx, whole = [bos] + ctx, [bos] + whole
+    if not ctx:
+        return [bos if bos is not None else tokenizer.eos_token_id], whole
+    return ctx, whole[len(ctx):]
+
+
+def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Context and continuation token ids by lm-eval's rule (whitespace moved, whole minus context)."""
+    context, continuation = move_spaces(context, continuation)
     whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token_id is not None and (
-            not ctx or ctx[0] != tokenizer.bos_token_id):
-        ctx, whole = [tokenizer.bos_token_id] + ctx, [tokenizer.bos_token_id] + whole
-    if not ctx:  # lm-eval conditions an empty context on the prefix token
-        prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        return [prefix], whole
-    return ctx, whole[len(ctx):]
+    return finish_pair(tokenizer, ctx, whole)
 
 
 def build_request(tokenizer: Any, context: str, choices: Sequence[str]) -> Request:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from medtune.data.prompts import load_template, render, resolve_template
 from medtune.data.schema import MCQItem
-from medtune.eval.scoring import continuation_text, encode_pair
+from medtune.eval.scoring import continuation_text, encode_pair, finish_pair, move_spaces
 
 if TYPE_CHECKING:
     from medtune.train.tokenize import TokenizedExamples
@@ -45,7 +45,7 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple
     checked against the two-call rule; on any difference every pair takes that rule."""
     from medtune.train.tokenize import split_encode
 
-    moved = [_move_spaces(c, k) for c, k in pairs]
+    moved = [move_spaces(c, k) for c, k in pairs]
     fast = split_encode(tokenizer, moved)
     if fast is not None:
         sample = range(0, len(moved), max(1, len(moved) // 8))
@@ -55,17 +55,8 @@ def encode_pairs(tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> list[tuple
     return _encode_moved(tokenizer, moved)
 
 
-def _move_spaces(context: str, continuation: str) -> tuple[str, str]:
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        return context[:-n_spaces], context[-n_spaces:] + continuation
-    return context, continuation
-
-
 def _encode_moved(tokenizer: Any, moved: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
     """lm-eval's rule with two batched tokenizer calls: context alone, and context + continuation."""
-    from medtune.train.tokenize import finish_pair
-
     ctx_ids = tokenizer([c for c, _ in moved], add_special_tokens=False)["input_ids"]
     whole_ids = tokenizer([c + k for c, k in moved], add_special_tokens=False)["input_ids"]
     return [finish_pair(tokenizer, ctx, whole) for ctx, whole in zip(ctx_ids, whole_ids)]

@@ -20,18 +20,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from medtune.eval.scoring import finish_pair
+
 IGNORE = -100
-
-
-def finish_pair(tokenizer: Any, ctx: list[int], whole: list[int]) -> tuple[list[int], list[int]]:
-    """lm-eval's rule once both tokenizations are known: bos where the tokenizer adds one, an empty
-    context conditioned on the prefix token, the continuation as the whole minus the context."""
-    bos = tokenizer.bos_token_id
-    if getattr(tokenizer, "add_bos_token", False) and bos is not None and (not ctx or ctx[0] != bos):
-        ctx, whole = [bos] + ctx, [bos] + whole
-    if not ctx:
-        return [bos if bos is not None else tokenizer.eos_token_id], whole
-    return ctx, whole[len(ctx):]
 
 
 def _threads() -> int:
@@ -117,12 +108,12 @@ class TokenizedExamples(Sequence):
         return {"input_ids": ids, "labels": [IGNORE] * start + ids[start:]}
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, TokenizedExamples):
-            import numpy as np
+        if not isinstance(other, TokenizedExamples):
+            return NotImplemented
+        import numpy as np
 
-            return (np.array_equal(self.ids, other.ids) and np.array_equal(self.offsets, other.offsets)
-                    and np.array_equal(self.starts, other.starts))
-        return isinstance(other, Sequence) and len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        return (np.array_equal(self.ids, other.ids) and np.array_equal(self.offsets, other.offsets)
+                and np.array_equal(self.starts, other.starts))
 
     __hash__ = None  # type: ignore[assignment]
 
