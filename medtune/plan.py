@@ -99,10 +99,11 @@ def count_parameters(a: Arch) -> dict[str, int]:
             "linear": a.layers * linear + head, "total": total}
 
 
-def lora_parameters(a: Arch, r: int, targets: tuple[str, ...] = LINEARS) -> int:
-    """Trainable LoRA parameters: r x (in + out) for each adapted projection of every layer."""
+def lora_parameters(a: Arch, r: int, targets: tuple[str, ...] = LINEARS, adapted: int | None = None) -> int:
+    """Trainable LoRA parameters: r x (in + out) for each adapted projection of every adapted layer
+    (`adapted` layers, lora.layers; every layer when None)."""
     shapes = a.linear_shapes()
-    return a.layers * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
+    return min(adapted or a.layers, a.layers) * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
 
 
 def activations_per_token(a: Arch, method: str, grad_ckpt: bool, lora_dropout: bool,
@@ -171,7 +172,7 @@ def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len
     else:
         weights = p["total"] * 2.0
     frac = 1.0 if method == "full" or not adapted else min(adapted, a.layers) / a.layers
-    trainable = p["total"] if method == "full" else lora_parameters(a, r, targets) * frac
+    trainable = p["total"] if method == "full" else lora_parameters(a, r, targets, adapted)
     state = trainable * (12.0 if method == "full" else 16.0)  # full: fp32 grad + 2 moments (weights above)
     if method == "dora":  # magnitude vectors, and one layer's adapted weights materialised for the norm
         shapes = a.linear_shapes()
@@ -260,7 +261,7 @@ def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ck
     fitting = [m for m in METHODS if others[m]["fits"]]
     return {"time": time_model(a, method, gpu, r, adapted), "model": model, "config": source,
             "architecture": a.__dict__, "parameters": count_parameters(a), "adapted_layers": adapted or a.layers,
-            "lora_r": r, "lora_parameters": lora_parameters(a, r) * (adapted or a.layers) // a.layers,
+            "lora_r": r, "lora_parameters": lora_parameters(a, r, adapted=adapted),
             "estimate": est.to_dict(), "methods": others, "lightest_fitting_method": fitting[0] if fitting else None,
             "best_fitting_method": next((m for m in ("full", "lora", "dora", "qlora") if others[m]["fits"]), None)}
 

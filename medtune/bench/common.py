@@ -122,16 +122,18 @@ def shape_config(shape: str, **overrides: Any) -> Any:
     return config
 
 
-def shape_model(shape: str, dtype: Any, device: str = "cpu", seed: int = 0, **overrides: Any) -> Any:
-    """That architecture with random weights (seeded), built directly on `device`."""
+def shape_model(shape: str, dtype: Any, device: str = "cpu", seed: int = 0, attn_implementation: str | None = None,
+                **overrides: Any) -> Any:
+    """That architecture with random weights (seeded), built directly on `device`; the attention kernel as
+    `load_causal_lm` takes it (None: transformers' default)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    attn = overrides.pop("attn_implementation", None)
     config = shape_config(shape, **overrides)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     torch.manual_seed(seed)
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(config, dtype=dtype, **({"attn_implementation": attn} if attn else {}))
+        return AutoModelForCausalLM.from_config(config, dtype=dtype, **extra)
 
 
 def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: str | None,
@@ -153,9 +155,8 @@ def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: st
     tok_ref = resolve_tokenizer(tokenizer_name) if tokenizer_name else resolve_model(recipe.model.name)
     tokenizer = load_tokenizer(tok_ref, recipe.model.trust_remote_code)
     if shape:
-        attn = methods.attention_for(recipe, backend)
-        extra = {"attn_implementation": attn} if attn else {}
-        model = shape_model(shape, backend.torch_dtype(), backend.device, **extra)
+        model = shape_model(shape, backend.torch_dtype(), backend.device,
+                            attn_implementation=methods.attention_for(recipe, backend))
         model_name = f"{shape} shape, random weights"
     else:
         model = load_causal_lm(resolve_model(recipe.model.name), backend,
