@@ -163,3 +163,46 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The tests CI's floor and GPU-image legs run (`python -m pytest -m stack`): what the version matrix must
+# show works on every declared stack — training (LoRA, packing, the encoder, GRPO), resume after kill -9,
+# export, eval (letter, cloze, generate, suite), ask, the embedded model, data loaders (Parquet, Hub
+# datasets) and the prepared GPU run's smoke. The newest leg runs every test. Each entry is a node id or
+# its prefix; one that matches no test of a collected file is an error, so the list cannot rot.
+STACK_TESTS = (
+    "tests/test_backend.py::test_doctor_",
+    "tests/test_backend.py::test_tested_floors_are_the_declared_lower_bounds",
+    "tests/test_train_lean.py::test_head_on_labels_",
+    "tests/test_train_lean.py::test_packed_example_loss_equals_its_loss_alone",
+    "tests/test_train.py::test_kill_9_then_resume_gives_the_same_adapter",
+    "tests/test_train.py::test_export_merge_scores_the_same",
+    "tests/test_train.py::test_packing_gives_the_same_loss_as_padding",
+    "tests/test_train.py::test_encoder_multiple_choice_recipe",
+    "tests/test_train.py::test_demo_runs_end_to_end_small",
+    "tests/test_grpo.py::test_cpu_smoke_recipe_end_to_end",
+    "tests/test_eval_cli.py::test_eval_writes_metrics_and_predictions",
+    "tests/test_eval_cli.py::test_generate_scorer_through_evaluate_items",
+    "tests/test_scoring.py::test_matches_lm_eval_rule_tiny_llama",
+    "tests/test_scoring.py::test_cloze_scores_equal_the_full_log_softmax_implementation",
+    "tests/test_suite.py::test_cli_suite_prints_nine_rows_and_writes_lm_eval_results",
+    "tests/test_serve.py::test_ask_cli_is_deterministic_and_matches_eval_predictions",
+    "tests/test_embedded.py::test_embedded_model_converts_once_and_evaluates",
+    "tests/test_data_loaders.py::",
+    "tests/test_gpu_smoke.py::test_smoke_run_on_the_cpu",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the version matrix's subset (`-m stack`) and refuse an entry that names no collected test."""
+    files = {item.nodeid.split("::")[0] for item in items}
+    used = set()
+    for item in items:
+        for entry in STACK_TESTS:
+            if item.nodeid.startswith(entry):
+                item.add_marker(pytest.mark.stack)
+                used.add(entry)
+    whole = all(Path(a).resolve() == ROOT / "tests" for a in config.args)  # a run of the whole suite
+    stale = [e for e in STACK_TESTS if e.split("::")[0] in files and e not in used]
+    if whole and stale:
+        raise pytest.UsageError(f"tests/conftest.py STACK_TESTS names no test: {', '.join(stale)}")

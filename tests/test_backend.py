@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from medtune.advice import advice, override_to_gfx
 from medtune.backend import apply_device_env, bf16_supported, detect
 from medtune.errors import MedtuneError
@@ -276,3 +276,45 @@ def test_a_missing_optional_module_is_one_line_naming_the_extra(monkeypatch):
     assert str(err.value) == 'hf:a/b:train: hf: data needs datasets, which is not installed: pip install "medtune[hub]"'
     assert not have("datasets") and have("json")
     assert need("json", "reading JSON").dumps([1]) == "[1]"
+
+
+def test_doctor_names_a_core_package_outside_the_tested_range_with_the_fix():
+    from medtune.versions import TESTED, outside_tested
+
+    ok = {name: t.newest for name, t in TESTED.items()}
+    assert outside_tested(ok) == []
+    assert outside_tested({**ok, "torch": "2.11.0+cu130"}) == []  # a vendor build inside the range
+    assert outside_tested({**ok, "transformers": "4.57.1"}) == [
+        "transformers 4.57.1 is older than medtune supports (tested 5.0.0 to "
+        f"{TESTED['transformers'].newest}): pip install 'transformers>=5.0,<6'"]
+    assert outside_tested({**ok, "accelerate": None}) == [
+        "accelerate is not installed; medtune needs it: pip install 'accelerate>=1.10.1'"]
+    newer = outside_tested({**ok, "peft": "9.0.0"})
+    assert newer == [f"peft 9.0.0 is newer than medtune has been tested on (tested 0.17.0 to "
+                     f"{TESTED['peft'].newest}); if something breaks: pip install 'peft=={TESTED['peft'].newest}'"]
+
+
+def test_tested_floors_are_the_declared_lower_bounds():
+    """Declared = tested: pyproject's lower bound of each core package is the floor CI's floor leg installs."""
+    import re
+    import tomllib
+
+    from packaging.version import Version
+
+    from medtune.versions import TESTED
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = {re.split(r"[<>=!~ ]", d, 1)[0]: d for d in deps}
+    for name, tested in TESTED.items():
+        assert declared.get(name) == tested.spec, name
+        floor = re.search(r">=([\d.]+)", tested.spec).group(1)
+        assert Version(floor) == Version(tested.floor), (name, floor, tested.floor)
+
+
+def test_doctor_prints_the_installed_core_packages():
+    proc = run_cli("doctor", "--json")
+    packages = json.loads(proc.stdout)["packages"]
+    import transformers
+
+    assert packages["transformers"]["installed"] == transformers.__version__
+    assert set(packages) >= {"torch", "transformers", "peft", "accelerate", "huggingface_hub", "numpy"}

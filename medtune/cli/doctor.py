@@ -34,7 +34,11 @@ def main(args: argparse.Namespace) -> int:
         select_backend(args.device, args.dtype or "auto")
     except MedtuneError as err:
         problem = str(err)
-    report["advice"] = tips
+    from medtune.versions import TESTED, installed, outside_tested
+
+    report["packages"] = {name: {"installed": installed(name), "tested": f"{t.floor} to {t.newest}"}
+                          for name, t in TESTED.items()}
+    report["advice"] = outside_tested() + tips
     from medtune.train.grpo import generation_backend
 
     how, why = generation_backend(report["kind"], bool(report["optional"].get("vllm")))
@@ -64,6 +68,8 @@ def format_doctor(r: dict) -> str:
     lines.append("environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) or "no device variables set"))
     opt = r["optional"]
     lines.append("optional: " + ", ".join(f"{k} {v or 'no'}" for k, v in opt.items() if not k.endswith("_backends")))
+    if "packages" in r:
+        lines.append("packages: " + ", ".join(f"{k} {v['installed'] or 'missing'}" for k, v in r["packages"].items()))
     if "grpo_generation" in r:
         lines.append(f"GRPO generation (method grpo): {r['grpo_generation']['reason']}")
     if r["advice"]:

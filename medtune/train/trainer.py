@@ -25,17 +25,48 @@ class NonFiniteLoss(MedtuneError):
     exit_code = 3
 
 
+def output_head(model: Any) -> Any:
+    """The module that turns hidden states into vocabulary logits, under any DDP/PEFT wrapping."""
+    while hasattr(model, "module") and not hasattr(model, "get_output_embeddings"):
+        model = model.module  # DistributedDataParallel and friends
+    head = model.get_output_embeddings()
+    if head is None:
+        raise MedtuneError(f"{type(model).__name__} has no output embeddings: causal-LM training needs a "
+                           f"model with a language-model head")
+    return head
+
+
+def _select_rows(module: Any, args: tuple, kwargs: dict) -> Any:
+    keep = getattr(module, "_medtune_keep", None)
+    if keep is None:
+        return None
+    if args:
+        return (args[0][keep.to(args[0].device)], *args[1:]), kwargs
+    name = next(iter(kwargs))  # a head called by keyword (input=...)
+    return args, {**kwargs, name: kwargs[name][keep.to(kwargs[name].device)]}
+
+
 def labelled_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
-    """Causal-LM cross-entropy with the LM head run only at positions whose next token has a label
-    (`logits_to_keep` as a boolean mask): the same value as the model's own loss, a fraction of the
-    head's FLOPs and memory with answer-only loss. Sum over labelled tokens / num_items_in_batch when
-    given (the Trainer's count over the accumulated batch), else the mean, as transformers does."""
+    """Causal-LM cross-entropy with the LM head run only at positions whose next token has a label: the
+    same value as the model's own loss, a fraction of the head's FLOPs and memory with answer-only loss.
+    The model's body runs as usual (through every wrapper); a pre-hook on its output head keeps the
+    labelled rows of the hidden states, so this holds on every transformers 5.x release (a boolean
+    `logits_to_keep` is not understood by all of them). Sum over labelled tokens / num_items_in_batch
+    when given (the Trainer's count over the accumulated batch), else the mean, as transformers does."""
     import torch.nn.functional as F
 
     labels = inputs["labels"]
     shifted = F.pad(labels, (0, 1), value=-100)[..., 1:]
     keep = shifted != -100
-    out = model(**{k: v for k, v in inputs.items() if k != "labels"}, logits_to_keep=keep)
+    head = output_head(model)
+    if not getattr(head, "_medtune_hooked", False):
+        head.register_forward_pre_hook(_select_rows, with_kwargs=True)  # once; inert unless a mask is set
+        head._medtune_hooked = True
+    head._medtune_keep = keep
+    try:
+        out = model(**{k: v for k, v in inputs.items() if k != "labels"})
+    finally:
+        head._medtune_keep = None
     logits = out.logits.float().reshape(-1, out.logits.shape[-1])
     target = shifted[keep].to(logits.device)
     if num_items_in_batch is None:
