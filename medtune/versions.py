@@ -5,6 +5,7 @@ releases. `newest` is the newest release a CI run has passed on; a later one is 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -13,24 +14,28 @@ from packaging.version import Version
 
 @dataclass(frozen=True)
 class Tested:
-    """One package's tested range: the declared floor, the newest release CI passed on, the pip spec."""
+    """One package's tested range: the pip spec as pyproject.toml declares it, the newest release CI passed on."""
 
-    floor: str
+    spec: str
     newest: str
-    spec: str  # what `pip install` should be told, as pyproject.toml declares it
+
+    @property
+    def floor(self) -> str:
+        """The declared lower bound: 'peft>=0.18' -> '0.18'."""
+        return re.search(r">=\s*([\w.]+)", self.spec).group(1)
 
 
 # torch is tested at 2.13.0 (the CPU wheel) on every CI leg; its floor 2.6 is declared so that a vendor's
 # GPU build (2.11.0+cu130, 2.7.1+rocm6.4, ...) is kept, and transformers 5 itself needs 2.6.
 TESTED: dict[str, Tested] = {
-    "torch": Tested("2.6", "2.13.0", "torch>=2.6,<2.14"),
-    "transformers": Tested("5.0.0", "5.25.0", "transformers>=5.0,<6"),
-    "peft": Tested("0.18.0", "0.21.2", "peft>=0.18"),
-    "accelerate": Tested("1.10.1", "1.16.0", "accelerate>=1.10.1"),
-    "huggingface_hub": Tested("1.3.0", "2.4.0", "huggingface_hub>=1.3"),
-    "tokenizers": Tested("0.22.1", "0.23.3", "tokenizers>=0.22.1"),
-    "safetensors": Tested("0.4.3", "0.8.0", "safetensors>=0.4.3"),
-    "numpy": Tested("1.26.0", "2.4.6", "numpy>=1.26"),
+    "torch": Tested("torch>=2.6,<2.14", "2.13.0"),
+    "transformers": Tested("transformers>=5.0,<6", "5.25.0"),
+    "peft": Tested("peft>=0.18", "0.21.2"),
+    "accelerate": Tested("accelerate>=1.10.1", "1.16.0"),
+    "huggingface_hub": Tested("huggingface_hub>=1.3", "2.4.0"),
+    "tokenizers": Tested("tokenizers>=0.22.1", "0.23.3"),
+    "safetensors": Tested("safetensors>=0.4.3", "0.8.0"),
+    "numpy": Tested("numpy>=1.26", "2.4.6"),
 }
 
 
@@ -58,10 +63,10 @@ def outside_tested(versions: dict[str, str | None] | None = None) -> list[str]:
         elif version_key(have) < version_key(tested.floor):
             out.append(f"{name} {have} is older than medtune supports (tested {tested.floor} to {tested.newest}): "
                        f"pip install '{tested.spec}'")
-        elif version_key(have) > version_key(tested.newest) and name != "torch":
+        elif version_key(have) > version_key(tested.newest):
+            # torch: a vendor build newer than CI's wheel is kept by design (the range is declared for it)
+            if name == "torch":
+                continue
             out.append(f"{name} {have} is newer than medtune has been tested on (tested {tested.floor} to "
                        f"{tested.newest}); if something breaks: pip install '{name}=={tested.newest}'")
-        elif name == "torch" and version_key(have) >= Version("2.14"):
-            out.append(f"torch {have} is newer than medtune declares (tested {tested.newest}); it is kept with "
-                       f"pip install --no-deps -e . — if something breaks, use torch {tested.newest}")
     return out

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 from conftest import ROOT
 
@@ -32,7 +33,7 @@ def test_smoke_run_on_the_cpu(tmp_path):
         script.chmod(0o755)
     out = tmp_path / "results"
     env = {**os.environ, "PATH": f"{fake_bin}{os.pathsep}{os.environ['PATH']}", "MEDTUNE_GPU_OUT": str(out),
-           "CUDA_VISIBLE_DEVICES": ""}
+           "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}  # the interpreter running the tests
     proc = subprocess.run(["bash", str(GPU_SH), "--smoke"], capture_output=True, text=True, env=env,
                           cwd=str(tmp_path), timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

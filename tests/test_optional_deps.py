@@ -151,8 +151,8 @@ def test_torch_is_a_range_that_keeps_vendor_builds():
     # capped at the newest torch CI runs: a fresh install must not pick a newer, multi-GB CUDA build
     assert not torch.specifier.contains("2.14.1") and torch.specifier.contains("2.13.1")
     core = {Requirement(d).name for d in _project()["dependencies"]}
-    assert core == {"torch", "transformers", "peft", "accelerate", "safetensors", "huggingface_hub", "numpy",
-                    "pyyaml", "tqdm"}
+    assert core == {"torch", "transformers", "peft", "accelerate", "safetensors", "huggingface_hub", "tokenizers",
+                    "numpy", "pyyaml", "tqdm"}
 
 
 def test_every_optional_module_has_its_extra_and_test_installs_them_all():

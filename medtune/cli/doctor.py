@@ -36,9 +36,10 @@ def main(args: argparse.Namespace) -> int:
         problem = str(err)
     from medtune.versions import TESTED, installed, outside_tested
 
-    report["packages"] = {name: {"installed": installed(name), "tested": f"{t.floor} to {t.newest}"}
+    have = {name: installed(name) for name in TESTED}
+    report["packages"] = {name: {"installed": have[name], "tested": f"{t.floor} to {t.newest}"}
                           for name, t in TESTED.items()}
-    report["advice"] = outside_tested() + tips
+    report["advice"] = outside_tested(have) + tips
     from medtune.train.grpo import generation_backend
 
     how, why = generation_backend(report["kind"], bool(report["optional"].get("vllm")))
