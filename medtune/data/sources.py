@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import glob
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,7 +130,7 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
     shas: dict[str, str] = {}
     key = _cache_key(paths, options, hub, shas)
     if key is not None:
-        hit = load_cached("items", key)
+        hit = _unpack(load_cached("items", key))
         if hit is not None:
             items, report = hit
             report.cached = key
@@ -158,7 +159,7 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
             raise MedtuneError(f"no records in split {options.split!r} ({where})", field="--split")
     report.n_records = len(items)
     if key is not None:
-        _store("items", key, (items, report))
+        _store("items", key, _pack(items, report))
     return items, report
 
 
@@ -168,6 +169,37 @@ def _store(kind: str, key: str, obj) -> None:
         store_cached(kind, key, obj)
     except OSError:
         pass
+
+
+_FIELDS = [f for f in MCQItem.__dataclass_fields__]   # a record is cached as the list of its fields
+
+
+def _pack(items: list[MCQItem], report: LoadReport) -> dict:
+    """Records and report as plain JSON values (a cache entry that cannot run code when read)."""
+    return {"fields": _FIELDS, "report": asdict(report),
+            "items": [[getattr(it, f) for f in _FIELDS] for it in items]}
+
+
+def _unpack(value) -> tuple[list[MCQItem], LoadReport] | None:
+    """The records and report of a cache entry, or None when it is not one this medtune wrote."""
+    if not isinstance(value, dict) or value.get("fields") != _FIELDS:
+        return None
+    was = gc.isenabled()
+    gc.disable()  # 180k+ new records, nothing cyclic: generational collections would double the time
+    try:
+        rep = value["report"]
+        report = LoadReport(**{**rep, "sources": [SourceInfo(**s) for s in rep["sources"]]})
+        intern = sys.intern
+        items = [MCQItem(i, q, tuple(o), a, s and intern(s), t and intern(t), e, c, src and intern(src), sp, m)
+                 for i, q, o, a, s, t, e, c, src, sp, m in value["items"]]
+    except (TypeError, ValueError, KeyError):
+        return None
+    finally:
+        if was:
+            gc.enable()
+    if not all(type(it.answer_index) is int and 0 <= it.answer_index < len(it.options) for it in items):
+        return None
+    return items, report
 
 
 _CODE_HASH: list[str] = []
@@ -185,7 +217,7 @@ def _file_sha(path: str, st: os.stat_result) -> str:
     """A file's sha256, remembered per (path, size, mtime, inode) so an unchanged file is not reread."""
     stat_key = content_key("stat", os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
     known = load_cached("file-sha256", stat_key)
-    if isinstance(known, str):
+    if isinstance(known, str) and re.fullmatch(r"[0-9a-f]{64}", known):
         return known
     digest = sha256_file(path)
     _store("file-sha256", stat_key, digest)
