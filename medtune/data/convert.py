@@ -161,9 +161,19 @@ def _answer_base(out: list[MCQItem], pending: list[tuple[int, int, int, str]], f
     if forced is not None:
         return forced
     raw = [out[pos].answer_index for pos, _, _, _ in pending]
-    if 0 in raw:
+    zero = next((k for k, r in enumerate(raw) if r == 0), None)
+    top = next((k for k, r in enumerate(raw) if r == pending[k][2]), None)
+    if zero is not None and top is not None:  # both bases in one file: every answer is in doubt, in every mode
+        first, later = sorted((zero, top))
+        _, line, n, fld = pending[later]
+        _, line0, _, _ = pending[first]
+        raise MedtuneError(f"answer {raw[later]} counts from {1 if later == top else 0}, but line {line0} has "
+                           f"{fld} {raw[first]}, which counts from {1 if first == top else 0} ({n} options): one "
+                           f"file has one base; fix the rows that disagree, or pass --cop-base 0 or --cop-base 1 "
+                           f"(rows that disagree are then bad rows)", path=path, line=line, field=fld)
+    if zero is not None:
         return 0
-    if any(r == n for r, (_, _, n, _) in zip(raw, pending)):
+    if top is not None:
         return 1
     values = sorted(set(raw))
     _, line, n, fld = pending[0]

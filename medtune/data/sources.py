@@ -113,6 +113,10 @@ def expand_sources(specs: str | Sequence[str]) -> list[str]:
             out.extend(found)
         elif Path(spec).is_file():
             out.append(spec)
+        elif os.path.lexists(spec):
+            what = "a symbolic link to nothing (its target is missing, or a loop)" if os.path.islink(spec) \
+                else "not a regular file (a pipe, a device or a socket)"
+            raise MedtuneError(what, path=spec)
         else:
             hint = did_you_mean(spec, names)
             raise MedtuneError(f"no such file or folder{hint}", path=spec)
@@ -126,6 +130,15 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
     from the cache (`report.cached` names the entry; a note on stderr says so)."""
     options = options or LoadOptions()
     paths = expand_sources(specs)
+    try:
+        return _load(paths, options)
+    except OSError as err:  # permission denied, an I/O error, a full disk for the cache: one line, no traceback
+        where = err.filename if err.filename is not None else (paths[0] if len(paths) == 1 else None)
+        raise MedtuneError(f"cannot read: {err.strerror or err}", path=where) from None
+
+
+def _load(paths: list[str], options: LoadOptions) -> tuple[list[MCQItem], LoadReport]:
+    """`load_benchmark` after the sources are expanded."""
     hub = {p: convert.open_hf(p) for p in paths if p.startswith("hf:")}   # Arrow files, memory-mapped
     shas: dict[str, str] = {}
     key = _cache_key(paths, options, hub, shas)
