@@ -69,7 +69,7 @@ def _detect(rows: Iterator[Row], fmt: str | None, path: str) -> tuple[str, Itera
             first = row
             break
     if not head:
-        raise MedtuneError("no records (the file is empty)", path=path)
+        raise MedtuneError("no records (the file is empty, or holds only a header row)", path=path)
     if fmt is None:
         if first is None:  # every row is broken: report the first problem itself
             raise MedtuneError(head[0].error.message, path=path, line=head[0].line, field=head[0].error.field)

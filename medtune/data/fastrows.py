@@ -27,6 +27,7 @@ def _plain(rec: dict, keys: tuple[str, ...]) -> bool:
 
 
 _PLAIN = (str, type(None))
+_NAN = {"nan", "naN", "nAn", "nAN", "Nan", "NaN", "NAn", "NAN"}  # the text a broken export writes for NaN
 
 
 def _label(value: Any) -> str | None:
@@ -46,7 +47,8 @@ def medmcqa_fast(rec: Any, source: str) -> tuple[MCQItem, str | None] | None:
                                                           is type(d) is str):
         return None
     i, q, opts = i.strip(), q.strip(), (a.strip(), b.strip(), c.strip(), d.strip())
-    if not (i and q and all(opts)) or not _plain(rec, ("subject_name", "topic_name", "exp")):
+    if not (i and q and all(opts)) or not _NAN.isdisjoint(opts) or not _plain(rec, ("subject_name", "topic_name",
+                                                                                   "exp")):
         return None
     ct = rec.get("choice_type")
     return MCQItem(id=i, question=q, options=opts, answer_index=cop, subject=_label(rec.get("subject_name")),
@@ -65,7 +67,8 @@ def medtune_fast(rec: Any, source: str) -> tuple[MCQItem, str | None] | None:
         return None
     i, q, opts = i.strip(), q.strip(), tuple(o.strip() for o in opts)
     meta = rec.get("meta") or {}
-    if not (i and q and all(opts)) or type(meta) is not dict or not _plain(rec, _NATIVE_TEXT):
+    if (not (i and q and all(opts)) or not _NAN.isdisjoint(opts) or type(meta) is not dict
+            or not _plain(rec, _NATIVE_TEXT)):
         return None
     return MCQItem(id=i, question=q, options=opts, answer_index=ans, subject=_label(rec.get("subject")),
                    topic=_label(rec.get("topic")), explanation=_clean(rec.get("explanation")),

@@ -48,7 +48,7 @@ def _int_index(value: Any, fld: str) -> int:
         raise RowError(fld, f"expected an integer answer index, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:  # beyond: digits were lost
         return int(value)
     if isinstance(value, str) and _INDEX.fullmatch(value.strip()):
         return int(value.strip())

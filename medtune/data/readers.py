@@ -41,6 +41,12 @@ def _bad_bytes(raw: bytes, err: UnicodeDecodeError) -> RowError:
     return RowError("encoding", f"invalid UTF-8 byte 0x{raw[err.start]:02x} at column {err.start + 1}{hint}")
 
 
+def _not_utf16(path: Path, raw: bytes) -> None:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise MedtuneError("the file is UTF-16 (its first bytes say so): save it as UTF-8", path=str(path), line=1,
+                           field="encoding")
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     """An object_pairs_hook: a key given twice is an error (the later value would silently win)."""
     obj = dict(pairs)
@@ -86,10 +92,10 @@ def _slow_row(no: int, raw: bytes) -> Row:
         text = text[1:]
     if not text.strip():
         return Row(no, error=RowError("line", "blank line (a JSONL file has one JSON object per line)"))
-    nul = text.find("\x00")
+    nul = text.find("\x00") if "\x00" in text else text.find("\\u0000")
     if nul >= 0:
-        return Row(no, error=RowError("encoding", f"NUL byte at column {nul + 1} (a binary file, or a broken "
-                                                  f"export?)"))
+        return Row(no, error=RowError("encoding", f"NUL character at column {nul + 1} (a binary file, or a "
+                                                  f"broken export?)"))
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as err:
@@ -107,6 +113,7 @@ def read_json(path: Path) -> Iterator[Row]:
     """A JSON array of objects, a {"data": [...]} wrapper, or a {key: object} mapping (PubMedQA's
     original `ori_pqal.json`); the "line" is the record's position, counted from 1."""
     raw = path.read_bytes()
+    _not_utf16(path, raw)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -141,7 +148,9 @@ def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
 
     `header=None` guesses: MMLU-style files (last cell a single answer letter) have none.
     """
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    raw = path.read_bytes()
+    _not_utf16(path, raw)
+    text = raw.decode("utf-8", errors="surrogateescape")
     if text.startswith("\ufeff"):
         text = text[1:]
     columns: list[str] | None = None
@@ -161,6 +170,9 @@ def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
             if header:
                 columns = _header(path, cells)
                 continue
+        if end > line and any(part.count(",") >= width - 1 for c in cells for part in c.split("\n")[1:]):
+            raise MedtuneError(f"this row runs from line {line} to line {end} and a cell holds lines that look like "
+                               f"whole rows: is a quote left open?", path=str(path), line=line, field="csv")
         if len(cells) != width:
             if end > line:  # a row over several lines with the wrong count: a quote swallowed rows
                 raise MedtuneError(f"expected {width} cells {where}, got {len(cells)}: this row runs from line "
@@ -184,6 +196,8 @@ def _csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str], int]]:
             msg = str(err)
             if "end of data" in msg:
                 msg = "a quote opened on this line is never closed"
+            elif "field larger" in msg:
+                msg = f"a cell of more than {csv.field_size_limit():,} characters (a quote left open?)"
             elif "expected after" in msg:
                 msg += " (a quote inside a quoted cell is written twice: \"\")"
             raise MedtuneError(f"malformed CSV: {msg}", path=str(path), line=start, field="csv") from None
@@ -221,7 +235,7 @@ def read_parquet(path: Path) -> Iterator[Row]:
             for rec in batch.to_pylist():
                 no += 1
                 yield Row(no, rec)
-    except OSError as err:
+    except Exception as err:  # a damaged page or column: pyarrow's several types, named at the row it stops
         raise MedtuneError(f"cannot read Parquet: {err}", path=str(path), line=no + 1) from None
 
 
