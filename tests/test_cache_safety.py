@@ -134,3 +134,11 @@ def test_cache_writes_are_fsynced(cache, monkeypatch):
     store_cached_arrays("t", key, {"a": np.arange(4)})
     assert len(synced) == 2                      # the file, then its folder (the rename)
     assert load_cached("t", key) is None and load_cached_arrays("t", key)["a"].tolist() == [0, 1, 2, 3]
+
+
+def test_values_json_cannot_hold_are_not_cached(cache):
+    from medtune.data.sources import _store
+
+    key = content_key("meta")
+    _store("items", key, {"meta": b"\x00bytes from a Parquet column"})    # skipped, never an error
+    assert load_cached("items", key) is None and not list(cache_root().rglob("*.tmp"))

@@ -177,10 +177,11 @@ def _load(paths: list[str], options: LoadOptions) -> tuple[list[MCQItem], LoadRe
 
 
 def _store(kind: str, key: str, obj) -> None:
-    """Store a cache entry; a cache that cannot be written (read-only home, full disk) is skipped."""
+    """Store a cache entry; a cache that cannot be written (read-only home, full disk), or records whose
+    `meta` JSON cannot hold (bytes, dates from a Parquet column), is skipped."""
     try:
         store_cached(kind, key, obj)
-    except OSError:
+    except (OSError, TypeError, ValueError):
         pass
 
 

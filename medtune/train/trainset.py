@@ -170,7 +170,7 @@ def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, templ
         return examples
     try:
         _store_examples(key, examples, encoder)
-    except OSError as err:  # a read-only cache folder costs a re-tokenization, nothing else
+    except (OSError, TypeError, ValueError) as err:  # an unwritable cache costs a re-tokenization, nothing else
         print(f"medtune: could not cache the tokenized examples: {err}", file=sys.stderr)
     return examples
 
