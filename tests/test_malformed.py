@@ -81,3 +81,50 @@ def test_empty_and_missing_files(tmp_path):
     assert (proc.returncode, proc.stderr.strip()) == (2, f"{tmp_path / 'nope.jsonl'}: no such file or folder")
     proc = run_cli("data", "validate", "medmcqa-de")
     assert proc.stderr.strip() == "medmcqa-de: no such file or folder (did you mean 'medmcqa-dev'?)"
+
+
+def test_stated_normalisations_where_the_intent_is_plain(tmp_path):
+    """What is read as meant rather than refused: each one has a single sensible reading."""
+    from medtune.data import LoadOptions, load_benchmark
+
+    def load(name, text, **kw):
+        path = tmp_path / name
+        path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+        return load_benchmark(str(path), LoadOptions(cache=False, **kw))[0]
+
+    row = {"id": "n1", "question": "Q?", "options": ["one", "two", "three"], "answer_index": 1}
+    two = json.dumps({**row, "id": "n2"})
+    # a BOM where two files were concatenated (`cat a.jsonl b.jsonl`), and at the start
+    items = load("bom.jsonl", "\ufeff" + json.dumps(row) + "\n\ufeff" + two + "\n")
+    assert [it.id for it in items] == ["n1", "n2"]
+    # answers as 1.0 or " 2 " are those integers; a table's NaN subject is no subject
+    items = load("numbers.jsonl", json.dumps({**row, "answer_index": 1.0}) + "\n" + json.dumps(
+        {**row, "id": "n2", "answer_index": " 2 "}) + "\n" + json.dumps({**row, "id": "n3", "subject": None}) + "\n")
+    assert [it.answer_index for it in items] == [1, 2, 1]
+    # PubMedQA's label in any case, with spaces
+    pq = {"pubid": "7", "QUESTION": "Does it?", "final_decision": " Yes ", "CONTEXTS": ["x"], "LABELS": ["A"]}
+    assert load("pubmed.jsonl", json.dumps(pq) + "\n")[0].answer_index == 0
+    # a lower-case answer letter; a BOM before a CSV row
+    items = load("mmlu_test.csv", "\ufeffWhat?,one,two,three,four,b\n\ufeffAnd?,one,two,three,four,D\n")
+    assert [it.answer_index for it in items] == [1, 3] and items[0].question == "What?"
+
+
+def test_pubmedqa_ground_truth_that_is_not_a_list_of_ids(tmp_path):
+    row = {"pubid": "7", "QUESTION": "Does it?", "final_decision": "yes", "CONTEXTS": ["x"], "LABELS": ["A"]}
+    (tmp_path / "pqa.jsonl").write_text(json.dumps(row) + "\n")
+    truth = tmp_path / "test_ground_truth.json"
+    for bad in ("5", "[[1, 2]]"):
+        truth.write_text(bad)
+        proc_err = _validate(tmp_path / "pqa.jsonl")
+        assert proc_err == (f"{truth}: expected PubMedQA's test ground truth: an object (or a list) of PubMed ids")
+
+
+def _validate(path) -> str:
+    """`data validate` in this process; its one line on stderr (exit 2 asserted)."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["data", "validate", str(path)]) == 2
+    return err.getvalue().strip()

@@ -198,9 +198,13 @@ def _context(path: str, fmt: str, options: Any) -> dict:
         truth = Path(path).with_name("test_ground_truth.json")
         if truth.is_file():
             try:
-                ctx["pubmedqa_test_ids"] = set(json.loads(truth.read_text("utf-8")))
+                ids = json.loads(truth.read_text("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 raise MedtuneError("invalid JSON in PubMedQA's test ground truth", path=str(truth)) from None
+            if not isinstance(ids, (dict, list)) or not all(isinstance(i, (str, int)) for i in ids):
+                raise MedtuneError("expected PubMedQA's test ground truth: an object (or a list) of PubMed ids",
+                                   path=str(truth))
+            ctx["pubmedqa_test_ids"] = {str(i) for i in ids}
     return ctx
 
 

@@ -129,6 +129,8 @@ PUBMEDQA_LABELS = ["yes", "no", "maybe"]
 def pubmedqa(rec: dict, line: int, ctx: dict) -> Draft:
     """PubMedQA PQA-L: yes/no/maybe with the abstract as context; official split if known."""
     label = _require(rec, "final_decision")
+    if isinstance(label, str) and label.strip().lower() in PUBMEDQA_LABELS:   # "Yes ", "MAYBE": the same label
+        label = label.strip().lower()
     if label not in PUBMEDQA_LABELS:
         raise RowError("final_decision", f"expected yes, no or maybe, got {label!r}")
     contexts = rec.get("CONTEXTS") or []

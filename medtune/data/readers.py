@@ -88,10 +88,12 @@ def _slow_row(no: int, raw: bytes) -> Row:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         return Row(no, error=_bad_bytes(raw, err))
-    if no == 1 and text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")        # a BOM: the file's start, or where two files were concatenated
     if not text.strip():
         return Row(no, error=RowError("line", "blank line (a JSONL file has one JSON object per line)"))
+    if no == 1 and text.strip() in ("[", "{"):
+        return Row(no, error=RowError("json", "a JSON document over several lines, not JSON Lines: name the file "
+                                              ".json, or write one object per line"))
     nul = text.find("\x00") if "\x00" in text else text.find("\\u0000")
     if nul >= 0:
         return Row(no, error=RowError("encoding", f"NUL character at column {nul + 1} (a binary file, or a "
@@ -123,7 +125,8 @@ def read_json(path: Path) -> Iterator[Row]:
     try:
         obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as err:
-        raise MedtuneError(f"invalid JSON: {err.msg} at column {err.colno}", path=str(path),
+        hint = " (JSON Lines? name the file .jsonl)" if err.msg == "Extra data" else ""
+        raise MedtuneError(f"invalid JSON: {err.msg} at column {err.colno}{hint}", path=str(path),
                            line=err.lineno, field="json") from None
     except RowError as err:
         raise MedtuneError(err.message, path=str(path), field=err.field) from None
@@ -164,7 +167,9 @@ def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
         if not cells or not any(c.strip() for c in cells):
             yield Row(line, error=RowError("line", "blank line"))
             continue
+        cells[0] = cells[0].removeprefix("\ufeff")   # where two files were concatenated
         if not width:
+            _comma_separated(path, cells, line)
             header = not _looks_like_mmlu_row(cells) if header is None else header
             width, where = len(cells), "as in the header" if header else f"as on line {line}"
             if header:
@@ -182,6 +187,14 @@ def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
             yield Row(line, error=RowError("columns", f"expected {width} cells {where}, got {len(cells)}{hint}"))
             continue
         yield Row(line, dict(zip(columns, cells)) if columns is not None else cells)
+
+
+def _comma_separated(path: Path, cells: list[str], line: int) -> None:
+    """A first row of one cell holding ';' or tabs is a file exported with another separator."""
+    sep = next((s for s in (";", "\t", "|") if len(cells) == 1 and s in cells[0]), None)
+    if sep is not None:
+        raise MedtuneError(f"one cell per row, split by {sep!r}: medtune reads comma-separated files; export "
+                           f"the table with commas", path=str(path), line=line, field="csv")
 
 
 def _csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str], int]]:
