@@ -24,8 +24,12 @@ class MedtuneError(Exception):
         if self.field is not None:
             parts.append(self.field)
         parts.append(self.message)
-        text = ": ".join(parts)
-        return " ".join(text.split("\n"))  # always one line
+        text = " ".join(": ".join(parts).split("\n"))  # always one line
+        return text.translate(_CONTROL)  # and no terminal control characters from a file's text
+
+
+# C0 and C1 control characters (but the tab) written as escapes: a file's text cannot move the cursor
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)] if c != 0x09}
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 def cache_dir() -> Path:
@@ -27,12 +29,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+STALE_TEMP_S = 3600  # a temporary this old was left by a write that never finished (a killed process)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", buffering: int = -1) -> Iterator[Any]:
     """A file to write (text "w" in UTF-8, or "wb") that appears at `path` only when the block succeeds:
-    a temp file in the same folder, flushed, fsynced and renamed over `path`; removed on failure."""
+    a temp file in the same folder, flushed, fsynced and renamed over `path` (the folder fsynced too);
+    removed on failure. Temporaries of `path` left by killed writers (over an hour old) are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, buffering=buffering, encoding=None if "b" in mode else "utf-8") as fh:
@@ -43,17 +50,41 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", buffering: int = -1) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.lstat().st_mtime > STALE_TEMP_S:
+                tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
-    """Save a matplotlib figure through a temp file and an atomic rename, then close it."""
+    """Save a matplotlib figure atomically (its format from the suffix), then close it."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, **kwargs)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lstrip(".") or "png", **kwargs)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -74,9 +105,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
-    """Write one JSON object per line, atomically."""
-    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict],
+                       dumps_line: Callable[[Any], bytes] | None = None) -> Path:
+    """Stream one JSON object per line to `path`, atomically; `dumps_line` (an object to its line as
+    UTF-8 bytes, newline included) replaces the standard library's `json.dumps`."""
+    dumps_line = dumps_line or (lambda row: (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+    with atomic_open(path, "wb", buffering=1 << 20) as fh:
+        for row in rows:
+            fh.write(dumps_line(row))
+    return Path(path)
 
 
 @contextlib.contextmanager

@@ -66,12 +66,29 @@ def test_only_an_ambiguous_file_asks_for_cop_base_with_count_and_example(tmp_pat
     assert _error(bad, cop_base=1) == f"{bad}:3: cop: answer 0 out of range 1-4 (1-based, 4 options)"
 
 
+def test_a_mixed_answer_base_stops_the_file_in_every_mode(tmp_path):
+    path = _write(tmp_path, _rows([1, 2, 4, 9, 0, 3]))     # a 1-based file with a stray 0 (and a bad 9)
+    want = (f"{path}:5: cop: answer 0 counts from 0, but line 3 has cop 4, which counts from 1 (4 options): "
+            f"one file has one base; fix the rows that disagree, or pass --cop-base 0 or --cop-base 1 (rows "
+            f"that disagree are then bad rows)")
+    assert _error(path, on_bad_row="skip") == want       # skipping the 9 does not decide the base
+    assert _error(path) == (f"{path}:4: cop: answer 9 out of range for 4 options whether answers count from 0 "
+                            f"(0-3) or from 1 (1-4)")   # the first bad row stops first
+    del_nine = _write(tmp_path, _rows([1, 2, 4, 0, 3]), "mixed.jsonl")
+    assert _error(del_nine) == want.replace(str(path), str(del_nine)).replace(":5:", ":4:")
+    # the user says which base: rows that disagree are bad rows, skipped and counted
+    items, report = load_benchmark(str(path), LoadOptions(on_bad_row="skip", cop_base=1, cache=False))
+    assert [it.id for it in items] == ["q0", "q1", "q2", "q5"] and [it.answer_index for it in items] == [0, 1, 3, 2]
+    assert report.skipped == [f"{path}:4: cop: answer 9 out of range for 4 options whether answers count from "
+                              f"0 (0-3) or from 1 (1-4)",
+                              f"{path}:5: cop: answer 0 out of range 1-4 (1-based, 4 options)"]
+
+
 def test_skip_mode_counts_rows_bad_under_the_decided_base(tmp_path):
-    path = _write(tmp_path, _rows([0, 2, 4, 9, 1]))              # a 0: counts from 0, so 4 is out of range
+    path = _write(tmp_path, _rows([0, 2, 3, 9, 1]))              # a 0: counts from 0
     items, report = load_benchmark(str(path), LoadOptions(on_bad_row="skip", cache=False))
-    assert [it.id for it in items] == ["q0", "q1", "q4"]
-    assert report.skipped == [f"{path}:3: cop: answer 4 out of range 0-3 (0-based, 4 options)",
-                              f"{path}:4: cop: answer 9 out of range for 4 options whether answers count "
+    assert [it.id for it in items] == ["q0", "q1", "q2", "q4"]
+    assert report.skipped == [f"{path}:4: cop: answer 9 out of range for 4 options whether answers count "
                               f"from 0 (0-3) or from 1 (1-4)"]
 
 

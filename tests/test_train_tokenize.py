@@ -95,6 +95,9 @@ def test_tokenized_examples_behave_like_a_list_and_pickle_in_one_piece():
     assert ex[0] == {"input_ids": [5, 6, 7, 8], "labels": [IGNORE, IGNORE, 7, 8]}
     assert ex[-1] == {"input_ids": [9, 10], "labels": [9, 10]} and ex[1:] == [ex[1]]
     assert pickle.loads(pickle.dumps(ex)) == ex and list(ex) == [ex[0], ex[1]]
+    assert TokenizedExamples.from_arrays(ex.to_arrays()) == ex
+    bad = {**ex.to_arrays(), "starts": ex.starts + 5}         # a label start past its example's end
+    assert TokenizedExamples.from_arrays(bad) is None
     with pytest.raises(IndexError):
         ex[2]
     with pytest.raises(ValueError, match="labels must be -100 up to a position"):
@@ -135,6 +138,8 @@ def test_tokenized_examples_are_reused_and_invalidated(tmp_path, monkeypatch, ca
     assert not hit
     _, hit = run(tiny_tokenizer, str(yaml))
     assert hit
-    entries = sorted((tmp_path / "cache" / "data-cache" / "train-examples").rglob("*.pkl"))
+    entries = sorted((tmp_path / "cache" / "data-cache" / "train-examples").rglob("*.npz"))
+    assert len(entries) == 5  # chat, plain, the other tokenizer, the YAML before and after its change
     _, hit = run(tiny_tokenizer, "chat", cache=False)  # data.cache=false: neither read nor written
-    assert not hit and sorted((tmp_path / "cache" / "data-cache" / "train-examples").rglob("*.pkl")) == entries
+    assert not hit and sorted((tmp_path / "cache" / "data-cache" / "train-examples").rglob("*")) == sorted(
+        [*entries, *{e.parent for e in entries}])

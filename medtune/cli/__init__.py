@@ -124,3 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as err:  # a full disk, a file or folder without permission: the system's words, one line
+        print(f"{err.filename}: {err.strerror or err}" if err.filename else f"medtune: error: {err.strerror or err}",
+              file=sys.stderr)
+        return 2

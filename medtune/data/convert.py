@@ -69,7 +69,7 @@ def _detect(rows: Iterator[Row], fmt: str | None, path: str) -> tuple[str, Itera
             first = row
             break
     if not head:
-        raise MedtuneError("no records (the file is empty)", path=path)
+        raise MedtuneError("no records (the file is empty, or holds only a header row)", path=path)
     if fmt is None:
         if first is None:  # every row is broken: report the first problem itself
             raise MedtuneError(head[0].error.message, path=path, line=head[0].line, field=head[0].error.field)
@@ -161,9 +161,19 @@ def _answer_base(out: list[MCQItem], pending: list[tuple[int, int, int, str]], f
     if forced is not None:
         return forced
     raw = [out[pos].answer_index for pos, _, _, _ in pending]
-    if 0 in raw:
+    zero = next((k for k, r in enumerate(raw) if r == 0), None)
+    top = next((k for k, r in enumerate(raw) if r == pending[k][2]), None)
+    if zero is not None and top is not None:  # both bases in one file: every answer is in doubt, in every mode
+        first, later = sorted((zero, top))
+        _, line, n, fld = pending[later]
+        _, line0, _, _ = pending[first]
+        raise MedtuneError(f"answer {raw[later]} counts from {1 if later == top else 0}, but line {line0} has "
+                           f"{fld} {raw[first]}, which counts from {1 if first == top else 0} ({n} options): one "
+                           f"file has one base; fix the rows that disagree, or pass --cop-base 0 or --cop-base 1 "
+                           f"(rows that disagree are then bad rows)", path=path, line=line, field=fld)
+    if zero is not None:
         return 0
-    if any(r == n for r, (_, _, n, _) in zip(raw, pending)):
+    if top is not None:
         return 1
     values = sorted(set(raw))
     _, line, n, fld = pending[0]
@@ -188,9 +198,13 @@ def _context(path: str, fmt: str, options: Any) -> dict:
         truth = Path(path).with_name("test_ground_truth.json")
         if truth.is_file():
             try:
-                ctx["pubmedqa_test_ids"] = set(json.loads(truth.read_text("utf-8")))
+                ids = json.loads(truth.read_text("utf-8"))
             except (ValueError, UnicodeDecodeError):
                 raise MedtuneError("invalid JSON in PubMedQA's test ground truth", path=str(truth)) from None
+            if not isinstance(ids, (dict, list)) or not all(isinstance(i, (str, int)) for i in ids):
+                raise MedtuneError("expected PubMedQA's test ground truth: an object (or a list) of PubMed ids",
+                                   path=str(truth))
+            ctx["pubmedqa_test_ids"] = {str(i) for i in ids}
     return ctx
 
 

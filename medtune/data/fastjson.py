@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 try:
     import orjson
@@ -33,12 +31,3 @@ else:
         """One JSON object and a newline, UTF-8 (not ASCII-escaped)."""
         return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
-
-def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
-    """Stream rows to a temp file beside `path`, then rename it into place (never half a file)."""
-    from medtune.io import atomic_open
-
-    with atomic_open(path, "wb", buffering=1 << 20) as fh:
-        for row in rows:
-            fh.write(dumps_line(row))
-    return Path(path)

@@ -21,6 +21,15 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
+def _plain(rec: dict, keys: tuple[str, ...]) -> bool:
+    """Whether the optional text fields are text or absent (anything else takes the checked path)."""
+    return all(type(rec.get(k)) in _PLAIN for k in keys)
+
+
+_PLAIN = (str, type(None))
+_NAN = {"nan", "naN", "nAn", "nAN", "Nan", "NaN", "NAn", "NAN"}  # the text a broken export writes for NaN
+
+
 def _label(value: Any) -> str | None:
     text = _clean(value)
     return None if text is None else sys.intern(text)
@@ -38,7 +47,8 @@ def medmcqa_fast(rec: Any, source: str) -> tuple[MCQItem, str | None] | None:
                                                           is type(d) is str):
         return None
     i, q, opts = i.strip(), q.strip(), (a.strip(), b.strip(), c.strip(), d.strip())
-    if not (i and q and all(opts)):
+    if not (i and q and all(opts)) or not _NAN.isdisjoint(opts) or not _plain(rec, ("subject_name", "topic_name",
+                                                                                   "exp")):
         return None
     ct = rec.get("choice_type")
     return MCQItem(id=i, question=q, options=opts, answer_index=cop, subject=_label(rec.get("subject_name")),
@@ -57,12 +67,15 @@ def medtune_fast(rec: Any, source: str) -> tuple[MCQItem, str | None] | None:
         return None
     i, q, opts = i.strip(), q.strip(), tuple(o.strip() for o in opts)
     meta = rec.get("meta") or {}
-    if not (i and q and all(opts)) or type(meta) is not dict:
+    if (not (i and q and all(opts)) or not _NAN.isdisjoint(opts) or type(meta) is not dict
+            or not _plain(rec, _NATIVE_TEXT)):
         return None
     return MCQItem(id=i, question=q, options=opts, answer_index=ans, subject=_label(rec.get("subject")),
                    topic=_label(rec.get("topic")), explanation=_clean(rec.get("explanation")),
                    context=_clean(rec.get("context")), source=source, split=_clean(rec.get("split")),
                    meta=meta), None
 
+
+_NATIVE_TEXT = ("subject", "topic", "explanation", "context", "split")
 
 FAST = {"medmcqa": medmcqa_fast, "medtune": medtune_fast}

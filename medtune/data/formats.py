@@ -40,8 +40,7 @@ def content_id(prefix: str, question: str, options: list[str]) -> str:
     return f"{prefix}-{h}"
 
 
-def _opt_str(v: Any) -> str | None:
-    return None if v is None else str(v) if not isinstance(v, str) else v
+_INDEX = re.compile(r"-?[0-9]+")    # ASCII digits only: "²" or "٣" is not an index
 
 
 def _int_index(value: Any, fld: str) -> int:
@@ -49,11 +48,29 @@ def _int_index(value: Any, fld: str) -> int:
         raise RowError(fld, f"expected an integer answer index, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:  # beyond: digits were lost
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INDEX.fullmatch(value.strip()):
         return int(value.strip())
     raise RowError(fld, f"expected an integer answer index, got {value!r}")
+
+
+def _opt(rec: dict, key: str) -> Any:
+    """An optional text field (subject, explanation, context, ...): text, a number or absent."""
+    value = rec.get(key)
+    if value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool)):
+        return value
+    raise RowError(key, f"expected text, got {type(value).__name__}")
+
+
+def _row_id(rec: dict, key: str) -> str | None:
+    """The row's id as text (a number is written out), or None when it has none."""
+    value = rec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RowError(key, f"expected text or an integer id, got {type(value).__name__}")
+    return str(value)
 
 
 def _require(rec: dict, key: str) -> Any:
@@ -76,11 +93,11 @@ def medmcqa(rec: dict, line: int, ctx: dict) -> Draft:
     keys = ["opa", "opb", "opc", "opd"]
     options = [_require(rec, k) for k in keys]
     return Draft(
-        line=line, id=None if rec.get("id") is None else str(rec["id"]),
+        line=line, id=_row_id(rec, "id"),
         question=_require(rec, "question"), options=options, option_fields=keys,
         raw_index=_int_index(_require(rec, "cop"), "cop"), answer_field="cop",
-        subject=rec.get("subject_name") or None, topic=rec.get("topic_name") or None,
-        explanation=rec.get("exp") or None,
+        subject=_opt(rec, "subject_name") or None, topic=_opt(rec, "topic_name") or None,
+        explanation=_opt(rec, "exp") or None,
         meta={"choice_type": rec["choice_type"]} if rec.get("choice_type") else {},
     )
 
@@ -99,10 +116,10 @@ def medqa(rec: dict, line: int, ctx: dict) -> Draft:
     if isinstance(answer, str) and isinstance(options[idx], str) and answer.strip() != options[idx].strip():
         raise RowError("answer", f"{answer!r} does not match options.{letters[idx]} {options[idx]!r}")
     return Draft(
-        line=line, id=None if rec.get("id") is None else str(rec["id"]),
+        line=line, id=_row_id(rec, "id"),
         question=_require(rec, "question"), options=options,
         option_fields=[f"options.{k}" for k in letters], answer=idx, answer_field="answer_idx",
-        subject=rec.get("meta_info") or None,
+        subject=_opt(rec, "meta_info") or None,
     )
 
 
@@ -112,24 +129,33 @@ PUBMEDQA_LABELS = ["yes", "no", "maybe"]
 def pubmedqa(rec: dict, line: int, ctx: dict) -> Draft:
     """PubMedQA PQA-L: yes/no/maybe with the abstract as context; official split if known."""
     label = _require(rec, "final_decision")
+    if isinstance(label, str) and label.strip().lower() in PUBMEDQA_LABELS:   # "Yes ", "MAYBE": the same label
+        label = label.strip().lower()
     if label not in PUBMEDQA_LABELS:
         raise RowError("final_decision", f"expected yes, no or maybe, got {label!r}")
     contexts = rec.get("CONTEXTS") or []
     labels = rec.get("LABELS") or []
     if not isinstance(contexts, list):
         raise RowError("CONTEXTS", "expected a list of abstract sections")
+    if not isinstance(labels, list):
+        raise RowError("LABELS", f"expected a list of section labels, got {type(labels).__name__}")
+    for name, values in (("CONTEXTS", contexts), ("LABELS", labels)):
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, (str, type(None)))), None)
+        if bad is not None:
+            raise RowError(f"{name}[{bad}]", f"expected text, got {type(values[bad]).__name__}")
     parts = [f"{lab}: {txt}" if lab else str(txt)
              for lab, txt in zip(list(labels) + [None] * len(contexts), contexts)]
     pubid = rec.get("pubid")
-    split = rec.get("official_split")
+    split = _opt(rec, "official_split")
     if split is None and ctx.get("pubmedqa_test_ids") is not None and pubid is not None:
         split = "test" if str(pubid) in ctx["pubmedqa_test_ids"] else "train_dev"
     return Draft(
-        line=line, id=None if pubid is None else str(pubid), question=_require(rec, "QUESTION"),
+        line=line, id=_row_id(rec, "pubid"), question=_require(rec, "QUESTION"),
         options=list(PUBMEDQA_LABELS), option_fields=["final_decision"] * 3,
         answer=PUBMEDQA_LABELS.index(label), answer_field="final_decision",
-        context="\n".join(parts) or None, explanation=rec.get("LONG_ANSWER") or None,
-        split=split, meta={"year": rec["YEAR"]} if rec.get("YEAR") else {},
+        context="\n".join(parts) or None, explanation=_opt(rec, "LONG_ANSWER") or None,
+        split=split,
+        meta={"year": rec["YEAR"]} if rec.get("YEAR") else {},
     )
 
 
@@ -153,7 +179,7 @@ def mmlu_hub(rec: dict, line: int, ctx: dict) -> Draft:
     options = _require(rec, "choices")
     if not isinstance(options, list):
         raise RowError("choices", f"expected a list of option texts, got {type(options).__name__}")
-    subject = rec.get("subject") or ctx.get("subject")
+    subject = _opt(rec, "subject") or ctx.get("subject")
     return Draft(
         line=line, id=None, question=_require(rec, "question"), options=options,
         option_fields=[f"choices[{i}]" for i in range(len(options))],
@@ -167,21 +193,28 @@ def medtune_native(rec: dict, line: int, ctx: dict) -> Draft:
     if not isinstance(options, list):
         raise RowError("options", f"expected a list of option texts, got {type(options).__name__}")
     idx = _int_index(_require(rec, "answer_index"), "answer_index")
+    meta = rec.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise RowError("meta", f"expected an object, got {type(meta).__name__}")
     return Draft(
-        line=line, id=None if rec.get("id") is None else str(rec["id"]),
+        line=line, id=_row_id(rec, "id"),
         question=_require(rec, "question"), options=options,
         option_fields=[f"options[{i}]" for i in range(len(options))], answer=idx,
-        answer_field="answer_index", subject=rec.get("subject"), topic=rec.get("topic"),
-        explanation=rec.get("explanation"), context=rec.get("context"), split=rec.get("split"),
-        meta=rec.get("meta") or {},
+        answer_field="answer_index", subject=_opt(rec, "subject"), topic=_opt(rec, "topic"),
+        explanation=_opt(rec, "explanation"), context=_opt(rec, "context"), split=_opt(rec, "split"),
+        meta=meta or {},
     )
 
 
 def swag(rec: dict, line: int, ctx: dict) -> Draft:
     """SWAG-style rows (the Hub's MedQA-USMLE-4-options-hf): sent1, ending0..N, label 0-based."""
     keys = sorted((k for k in rec if re.fullmatch(r"ending\d+", k)), key=lambda k: int(k[6:]))
+    gap = next((i for i, k in enumerate(keys) if k != f"ending{i}"), None)
+    if gap is not None:  # a missing ending would shift every later option, and the answer with them
+        raise RowError(f"ending{gap}", f"missing field (endings must be ending0, ending1, ... without gaps; "
+                                       f"got {', '.join(keys)})")
     return Draft(
-        line=line, id=None if rec.get("id") is None else str(rec["id"]),
+        line=line, id=_row_id(rec, "id"),
         question=_require(rec, "sent1"), options=[rec[k] for k in keys], option_fields=keys,
         answer=_int_index(_require(rec, "label"), "label"), answer_field="label",
     )
@@ -221,19 +254,38 @@ def generic(rec: Any, line: int, ctx: dict) -> Draft:
         options, fields = [rec[c] for c in ocols], ocols
     acol = mapping["answer"]
     value = get("answer", required=True)
-    draft = Draft(line=line, id=None if get("id") is None else str(get("id")),
+    opt = {k: _opt(rec, mapping[k]) for k in ("subject", "topic", "explanation", "context") if k in mapping}
+    draft = Draft(line=line, id=_row_id(rec, mapping["id"]) if "id" in mapping else None,
                   question=get("question", required=True), options=options, option_fields=fields,
-                  answer_field=acol, subject=get("subject"), topic=get("topic"),
-                  explanation=get("explanation"), context=get("context"))
-    if isinstance(value, str) and len(value.strip()) == 1 and value.strip().upper() in LETTERS:
+                  answer_field=acol, **opt)
+    _generic_answer(draft, value, acol)
+    return draft
+
+
+def _generic_answer(draft: Draft, value: Any, acol: str) -> None:
+    """A generic table's answer: a letter, an index (its base decided per file) or an option's text.
+    An answer that is both an option's text and a letter or index naming another option is an error."""
+    options = draft.options
+    texts = [o.strip() if isinstance(o, str) else o for o in options]
+    shown = value.strip() if isinstance(value, str) else value
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    as_text = str(shown) if is_number and float(value).is_integer() else shown
+    matches = [i for i, t in enumerate(texts) if isinstance(t, (str, int, float)) and str(t) == str(as_text)]
+    if isinstance(value, str) and len(shown) == 1 and shown.upper() in LETTERS:
         draft.answer = _letter_index(value, acol, len(options))
-    elif isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().isdigit()):
+        others = [i for i in matches if i != draft.answer]
+    elif is_number or (isinstance(value, str) and _INDEX.fullmatch(shown)):
         draft.raw_index = _int_index(value, acol)
-    elif isinstance(value, str) and value in options:
-        draft.answer = options.index(value)
+        others = matches
+    elif isinstance(value, str) and matches:
+        draft.answer = matches[0]
+        return
     else:
         raise RowError(acol, f"answer {value!r} is neither a letter, an index nor one of the options")
-    return draft
+    if others:
+        raise RowError(acol, f"answer {shown!r} is ambiguous: {'a letter' if draft.answer is not None else 'an index'}"
+                             f" or the text of option {LETTERS[others[0]]} ({draft.option_fields[others[0]]}); "
+                             f"write the answer as a letter A-{LETTERS[len(options) - 1]} that no option's text is")
 
 
 Converter = Callable[[Any, int, dict], Draft]

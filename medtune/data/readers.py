@@ -37,11 +37,29 @@ class Row:
 
 
 def _bad_bytes(raw: bytes, err: UnicodeDecodeError) -> RowError:
-    return RowError("encoding", f"invalid UTF-8 byte 0x{raw[err.start]:02x} at column {err.start + 1}")
+    hint = "; the file is UTF-16: save it as UTF-8" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+    return RowError("encoding", f"invalid UTF-8 byte 0x{raw[err.start]:02x} at column {err.start + 1}{hint}")
+
+
+def _not_utf16(path: Path, raw: bytes) -> None:
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise MedtuneError("the file is UTF-16 (its first bytes say so): save it as UTF-8", path=str(path), line=1,
+                           field="encoding")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    """An object_pairs_hook: a key given twice is an error (the later value would silently win)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise RowError("json", f"duplicate key {key!r} in one object (which value is meant?)")
+    return obj
 
 
 def read_jsonl(path: Path) -> Iterator[Row]:
-    """One JSON object per line, streamed; blank lines, bad bytes and bad JSON are row errors."""
+    """One JSON object per line, streamed; blank lines, bad bytes, NUL characters, duplicate keys and
+    bad JSON are row errors."""
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, start=1):
             try:
@@ -49,10 +67,18 @@ def read_jsonl(path: Path) -> Iterator[Row]:
             except JSONDecodeError:
                 yield _slow_row(no, raw)
                 continue
-            if isinstance(obj, dict):
+            # a line holding as many `":` as its object (and the objects in it) has keys has no key twice
+            if type(obj) is dict and _all_keys(obj, raw.count(b'":')) and b"\\u0000" not in raw:
                 yield Row(no, obj)
             else:
                 yield _slow_row(no, raw)
+
+
+def _all_keys(obj: dict, separators: int) -> bool:
+    """Whether an object and the objects among its values have `separators` keys in all."""
+    if separators == len(obj):
+        return True
+    return separators == len(obj) + sum(len(v) for v in obj.values() if type(v) is dict)
 
 
 def _slow_row(no: int, raw: bytes) -> Row:
@@ -62,14 +88,24 @@ def _slow_row(no: int, raw: bytes) -> Row:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         return Row(no, error=_bad_bytes(raw, err))
-    if no == 1 and text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")        # a BOM: the file's start, or where two files were concatenated
     if not text.strip():
         return Row(no, error=RowError("line", "blank line (a JSONL file has one JSON object per line)"))
+    if no == 1 and text.strip() in ("[", "{"):
+        return Row(no, error=RowError("json", "a JSON document over several lines, not JSON Lines: name the file "
+                                              ".json, or write one object per line"))
+    nul = text.find("\x00") if "\x00" in text else text.find("\\u0000")
+    if nul >= 0:
+        return Row(no, error=RowError("encoding", f"NUL character at column {nul + 1} (a binary file, or a "
+                                                  f"broken export?)"))
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as err:
         return Row(no, error=RowError("json", f"invalid JSON: {err.msg} at column {err.colno}"))
+    except RowError as err:
+        return Row(no, error=err)
+    except RecursionError:
+        return Row(no, error=RowError("json", "nested too deeply"))
     if not isinstance(obj, dict):
         return Row(no, error=RowError("json", f"expected a JSON object, got {type(obj).__name__}"))
     return Row(no, obj)
@@ -79,6 +115,7 @@ def read_json(path: Path) -> Iterator[Row]:
     """A JSON array of objects, a {"data": [...]} wrapper, or a {key: object} mapping (PubMedQA's
     original `ori_pqal.json`); the "line" is the record's position, counted from 1."""
     raw = path.read_bytes()
+    _not_utf16(path, raw)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -86,10 +123,15 @@ def read_json(path: Path) -> Iterator[Row]:
         raise MedtuneError(f"invalid UTF-8 byte 0x{raw[err.start]:02x}", path=str(path), line=line,
                            field="encoding") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as err:
-        raise MedtuneError(f"invalid JSON: {err.msg} at column {err.colno}", path=str(path),
+        hint = " (JSON Lines? name the file .jsonl)" if err.msg == "Extra data" else ""
+        raise MedtuneError(f"invalid JSON: {err.msg} at column {err.colno}{hint}", path=str(path),
                            line=err.lineno, field="json") from None
+    except RowError as err:
+        raise MedtuneError(err.message, path=str(path), field=err.field) from None
+    except RecursionError:
+        raise MedtuneError("nested too deeply", path=str(path), field="json") from None
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
@@ -104,18 +146,19 @@ def read_json(path: Path) -> Iterator[Row]:
 
 
 def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
-    """CSV rows (quoted newlines allowed). With a header row, rows are dicts; without, lists.
+    """CSV rows (quoted newlines allowed). With a header row, rows are dicts; without, lists, and every
+    row has as many cells as the first. A quote left open stops the file at the line it opens.
 
     `header=None` guesses: MMLU-style files (last cell a single answer letter) have none.
     """
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    raw = path.read_bytes()
+    _not_utf16(path, raw)
+    text = raw.decode("utf-8", errors="surrogateescape")
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""))
     columns: list[str] | None = None
-    start = 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1
+    width, where = 0, ""
+    for line, cells, end in _csv_rows(path, csv.reader(io.StringIO(text, newline=""), strict=True)):
         bad = next((c for c in cells if any("\udc80" <= ch <= "\udcff" for ch in c)), None)
         if bad is not None:
             pos = next(i for i, ch in enumerate(bad) if "\udc80" <= ch <= "\udcff")
@@ -124,19 +167,65 @@ def read_csv(path: Path, header: bool | None = None) -> Iterator[Row]:
         if not cells or not any(c.strip() for c in cells):
             yield Row(line, error=RowError("line", "blank line"))
             continue
-        if columns is None and header is None:
-            header = not _looks_like_mmlu_row(cells)
-        if header and columns is None:
-            columns = [c.strip() for c in cells]
-            continue
-        if columns is not None:
-            if len(cells) != len(columns):
-                yield Row(line, error=RowError(
-                    "columns", f"expected {len(columns)} cells as in the header, got {len(cells)}"))
+        cells[0] = cells[0].removeprefix("\ufeff")   # where two files were concatenated
+        if not width:
+            _comma_separated(path, cells, line)
+            header = not _looks_like_mmlu_row(cells) if header is None else header
+            width, where = len(cells), "as in the header" if header else f"as on line {line}"
+            if header:
+                columns = _header(path, cells)
                 continue
-            yield Row(line, dict(zip(columns, cells)))
-        else:
-            yield Row(line, cells)
+        if end > line and any(part.count(",") >= width - 1 for c in cells for part in c.split("\n")[1:]):
+            raise MedtuneError(f"this row runs from line {line} to line {end} and a cell holds lines that look like "
+                               f"whole rows: is a quote left open?", path=str(path), line=line, field="csv")
+        if len(cells) != width:
+            if end > line:  # a row over several lines with the wrong count: a quote swallowed rows
+                raise MedtuneError(f"expected {width} cells {where}, got {len(cells)}: this row runs from line "
+                                   f"{line} to line {end}; is a quote left open?", path=str(path), line=line,
+                                   field="columns")
+            hint = " (a comma in a text that is not quoted?)" if len(cells) > width else ""
+            yield Row(line, error=RowError("columns", f"expected {width} cells {where}, got {len(cells)}{hint}"))
+            continue
+        yield Row(line, dict(zip(columns, cells)) if columns is not None else cells)
+
+
+def _comma_separated(path: Path, cells: list[str], line: int) -> None:
+    """A first row of one cell holding ';' or tabs is a file exported with another separator."""
+    sep = next((s for s in (";", "\t", "|") if len(cells) == 1 and s in cells[0]), None)
+    if sep is not None:
+        raise MedtuneError(f"one cell per row, split by {sep!r}: medtune reads comma-separated files; export "
+                           f"the table with commas", path=str(path), line=line, field="csv")
+
+
+def _csv_rows(path: Path, reader: Any) -> Iterator[tuple[int, list[str], int]]:
+    """(first line, cells, last line) of each CSV row; a malformed quote is a MedtuneError at its row."""
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            msg = str(err)
+            if "end of data" in msg:
+                msg = "a quote opened on this line is never closed"
+            elif "field larger" in msg:
+                msg = f"a cell of more than {csv.field_size_limit():,} characters (a quote left open?)"
+            elif "expected after" in msg:
+                msg += " (a quote inside a quoted cell is written twice: \"\")"
+            raise MedtuneError(f"malformed CSV: {msg}", path=str(path), line=start, field="csv") from None
+        yield start, cells, reader.line_num
+        start = reader.line_num + 1
+
+
+def _header(path: Path, cells: list[str]) -> list[str]:
+    """The column names of a header row; a name given twice is a MedtuneError."""
+    columns = [c.strip() for c in cells]
+    for i, name in enumerate(columns):
+        if name in columns[:i]:
+            raise MedtuneError(f"column {name!r} appears twice in the header (columns {columns.index(name) + 1} "
+                               f"and {i + 1})", path=str(path), line=1, field="columns")
+    return columns
 
 
 def _looks_like_mmlu_row(cells: list[str]) -> bool:
@@ -159,7 +248,7 @@ def read_parquet(path: Path) -> Iterator[Row]:
             for rec in batch.to_pylist():
                 no += 1
                 yield Row(no, rec)
-    except OSError as err:
+    except Exception as err:  # a damaged page or column: pyarrow's several types, named at the row it stops
         raise MedtuneError(f"cannot read Parquet: {err}", path=str(path), line=no + 1) from None
 
 

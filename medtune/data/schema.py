@@ -26,8 +26,8 @@ class MCQItem:
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __reduce__(self) -> tuple:
-        # pickled as the constructor's arguments: 3x faster both ways than dataclasses' per-field state
-        # (the records cache pickles 182,822 of these)
+        # pickled (to worker processes) as the constructor's arguments: 3x faster both ways than
+        # dataclasses' per-field state
         return (MCQItem, (self.id, self.question, self.options, self.answer_index, self.subject, self.topic,
                           self.explanation, self.context, self.source, self.split, self.meta))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import glob
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,6 +113,10 @@ def expand_sources(specs: str | Sequence[str]) -> list[str]:
             out.extend(found)
         elif Path(spec).is_file():
             out.append(spec)
+        elif os.path.lexists(spec):
+            what = "a symbolic link to nothing (its target is missing, or a loop)" if os.path.islink(spec) \
+                else "not a regular file (a pipe, a device or a socket)"
+            raise MedtuneError(what, path=spec)
         else:
             hint = did_you_mean(spec, names)
             raise MedtuneError(f"no such file or folder{hint}", path=spec)
@@ -125,11 +130,20 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
     from the cache (`report.cached` names the entry; a note on stderr says so)."""
     options = options or LoadOptions()
     paths = expand_sources(specs)
+    try:
+        return _load(paths, options)
+    except OSError as err:  # permission denied, an I/O error, a full disk for the cache: one line, no traceback
+        where = err.filename if err.filename is not None else (paths[0] if len(paths) == 1 else None)
+        raise MedtuneError(f"cannot read: {err.strerror or err}", path=where) from None
+
+
+def _load(paths: list[str], options: LoadOptions) -> tuple[list[MCQItem], LoadReport]:
+    """`load_benchmark` after the sources are expanded."""
     hub = {p: convert.open_hf(p) for p in paths if p.startswith("hf:")}   # Arrow files, memory-mapped
     shas: dict[str, str] = {}
     key = _cache_key(paths, options, hub, shas)
     if key is not None:
-        hit = load_cached("items", key)
+        hit = _unpack(load_cached("items", key))
         if hit is not None:
             items, report = hit
             report.cached = key
@@ -158,16 +172,48 @@ def load_benchmark(specs: str | Sequence[str], options: LoadOptions | None = Non
             raise MedtuneError(f"no records in split {options.split!r} ({where})", field="--split")
     report.n_records = len(items)
     if key is not None:
-        _store("items", key, (items, report))
+        _store("items", key, _pack(items, report))
     return items, report
 
 
 def _store(kind: str, key: str, obj) -> None:
-    """Store a cache entry; a cache that cannot be written (read-only home, full disk) is skipped."""
+    """Store a cache entry; a cache that cannot be written (read-only home, full disk), or records whose
+    `meta` JSON cannot hold (bytes, dates from a Parquet column), is skipped."""
     try:
         store_cached(kind, key, obj)
-    except OSError:
+    except (OSError, TypeError, ValueError):
         pass
+
+
+_FIELDS = [f for f in MCQItem.__dataclass_fields__]   # a record is cached as the list of its fields
+
+
+def _pack(items: list[MCQItem], report: LoadReport) -> dict:
+    """Records and report as plain JSON values (a cache entry that cannot run code when read)."""
+    return {"fields": _FIELDS, "report": asdict(report),
+            "items": [[getattr(it, f) for f in _FIELDS] for it in items]}
+
+
+def _unpack(value) -> tuple[list[MCQItem], LoadReport] | None:
+    """The records and report of a cache entry, or None when it is not one this medtune wrote."""
+    if not isinstance(value, dict) or value.get("fields") != _FIELDS:
+        return None
+    was = gc.isenabled()
+    gc.disable()  # 180k+ new records, nothing cyclic: generational collections would double the time
+    try:
+        rep = value["report"]
+        report = LoadReport(**{**rep, "sources": [SourceInfo(**s) for s in rep["sources"]]})
+        intern = sys.intern
+        items = [MCQItem(i, q, tuple(o), a, s and intern(s), t and intern(t), e, c, src and intern(src), sp, m)
+                 for i, q, o, a, s, t, e, c, src, sp, m in value["items"]]
+    except (TypeError, ValueError, KeyError):
+        return None
+    finally:
+        if was:
+            gc.enable()
+    if not all(type(it.answer_index) is int and 0 <= it.answer_index < len(it.options) for it in items):
+        return None
+    return items, report
 
 
 _CODE_HASH: list[str] = []
@@ -185,7 +231,7 @@ def _file_sha(path: str, st: os.stat_result) -> str:
     """A file's sha256, remembered per (path, size, mtime, inode) so an unchanged file is not reread."""
     stat_key = content_key("stat", os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
     known = load_cached("file-sha256", stat_key)
-    if isinstance(known, str):
+    if isinstance(known, str) and re.fullmatch(r"[0-9a-f]{64}", known):
         return known
     digest = sha256_file(path)
     _store("file-sha256", stat_key, digest)

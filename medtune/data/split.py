@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from medtune.data.fastjson import write_jsonl_atomic
+from medtune.data.fastjson import dumps_line
 from medtune.data.duplicates import (NEAR_THRESHOLD, clusters, contamination, duplicate_report,  # noqa: F401
                                   near_duplicate_pairs, normalize)
 from medtune.data.schema import MCQItem
@@ -91,13 +91,13 @@ def _leaks(labels: np.ndarray, exact: np.ndarray, in_eval: np.ndarray, threshold
 def split_and_write(items: Sequence[MCQItem], report, *, out: str, eval_size: int | None,
                     eval_fraction: float | None, seed: int, threshold: float = NEAR_THRESHOLD) -> str:
     """Split, write train.jsonl / eval.jsonl / split.json atomically, and return a printable summary."""
-    from medtune.io import atomic_write_json
+    from medtune.io import atomic_write_json, atomic_write_jsonl
 
     train, evals, summary = split_items(items, eval_size=eval_size, eval_fraction=eval_fraction,
                                         seed=seed, threshold=threshold)
     folder = Path(out)
-    write_jsonl_atomic(folder / "train.jsonl", (it.to_dict() for it in train))
-    write_jsonl_atomic(folder / "eval.jsonl", (it.to_dict() for it in evals))
+    atomic_write_jsonl(folder / "train.jsonl", (it.to_dict() for it in train), dumps_line)
+    atomic_write_jsonl(folder / "eval.jsonl", (it.to_dict() for it in evals), dumps_line)
     atomic_write_json(folder / "split.json", {**summary, "data": report.to_dict(),
                                               "letters": {"train": dict(Counter(i.answer_letter for i in train)),
                                                           "eval": dict(Counter(i.answer_letter for i in evals))}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -15,14 +16,21 @@ def _text(value: Any, fld: str, what: str) -> str:
         raise RowError(fld, f"empty {what}")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise RowError(fld, f"expected text for the {what}, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RowError(fld, f"empty {what} ({value}: a missing value in a table)")
     text = str(value).strip()
     if not text:
         raise RowError(fld, f"empty {what}")
+    if text.lower() == "nan":
+        raise RowError(fld, f"the {what} is the text {text!r}, which is how a broken export writes a missing "
+                            f"value; write the text, or drop the row")
+    if "\x00" in text:
+        raise RowError(fld, f"NUL character in the {what} (a binary file, or a broken export?)")
     return text
 
 
 def _optional_text(value: Any) -> str | None:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):  # NaN: a table's missing value
         return None
     text = str(value).strip()
     return text or None

@@ -146,14 +146,14 @@ def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, templ
                     quiet: bool = False) -> list[dict]:
     """Tokenized training examples, from medtune's content-keyed cache when the same questions, tokenizer,
     template, length, target and loss were tokenized before."""
-    from medtune.data.cache import content_key, load_cached, store_cached
+    from medtune.data.cache import content_key
 
     d = recipe.data
     use = getattr(d, "cache", True)
     key = content_key("train-examples", _code_digest(), items_digest(items), tokenizer_identity(tokenizer),
                       template_identity(template, tokenizer, encoder), d.max_length, d.target, d.loss_on,
                       encoder) if use else ""
-    found = load_cached("train-examples", key) if use else None
+    found = _load_examples(key, encoder) if use else None
     if found is not None:
         if not quiet:
             print(f"medtune: {len(found):,} tokenized examples from the cache ({key[:12]})", flush=True)
@@ -169,10 +169,31 @@ def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, templ
     if not use:
         return examples
     try:
-        store_cached("train-examples", key, examples)
-    except OSError as err:  # a read-only cache folder costs a re-tokenization, nothing else
+        _store_examples(key, examples, encoder)
+    except (OSError, TypeError, ValueError) as err:  # an unwritable cache costs a re-tokenization, nothing else
         print(f"medtune: could not cache the tokenized examples: {err}", file=sys.stderr)
     return examples
+
+
+def _load_examples(key: str, encoder: bool) -> Any:
+    """Cached examples: an encoder's as JSON, a causal LM's as the arrays of TokenizedExamples."""
+    from medtune.data.cache import load_cached, load_cached_arrays
+    from medtune.train.tokenize import TokenizedExamples
+
+    if encoder:
+        found = load_cached("train-examples", key)
+        return found if isinstance(found, list) and all(isinstance(e, dict) for e in found) else None
+    arrays = load_cached_arrays("train-examples", key)
+    return None if arrays is None else TokenizedExamples.from_arrays(arrays)
+
+
+def _store_examples(key: str, examples: Any, encoder: bool) -> None:
+    from medtune.data.cache import store_cached, store_cached_arrays
+
+    if encoder:
+        store_cached("train-examples", key, examples)
+    else:
+        store_cached_arrays("train-examples", key, examples.to_arrays())
 
 
 class ExampleList:
