@@ -248,3 +248,34 @@ def test_load_past_the_queue_bound_answers_every_request(answerer, questions):
     assert health["requests"] == 121  # every request reached the app; none was dropped on the way
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 300 * 1024  # KiB: bounded memory
     assert seconds < 60
+
+
+class _Stub:
+    """An answerer for the app's HTTP checks (no model): its info names a local path."""
+
+    scorer = "letter"
+
+    def info(self):
+        return {"model": "/tmp/secret-place/tiny-llama", "adapter": "/tmp/secret-place/run/adapter",
+                "run": "/tmp/secret-place/run", "backend": {"kind": "cpu", "name": "CPU", "dtype": "float32"},
+                "scorer": "letter", "thinking": None, "template": "chat", "medtune": "test", "notice": "n"}
+
+
+def test_the_app_has_a_login_a_queue_bound_and_no_error_internals():
+    import httpx
+
+    from medtune.serve.app import launch
+
+    port = free_port()
+    demo = launch(_Stub(), "127.0.0.1", port, token=TOKEN, max_queue=5, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert (demo._queue.max_size, demo._queue.default_concurrency_limit, demo.show_error) == (5, 1, False)
+        assert httpx.get(f"{url}/config").status_code == 401  # nothing of the app before the login
+        assert httpx.post(f"{url}/login", data={"username": "a", "password": "wrong"}).status_code == 400
+        with httpx.Client() as c:
+            assert c.post(f"{url}/login", data={"username": "a", "password": TOKEN}).status_code == 200
+            config = c.get(f"{url}/config")
+    finally:
+        demo.close()
+    assert config.status_code == 200 and "<local>/tiny-llama" in config.text and "secret-place" not in config.text

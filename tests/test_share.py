@@ -32,17 +32,26 @@ def browser():
 
 def test_app_in_a_real_browser_matches_ask(browser, tiny_run, sample_jsonl, tmp_path):
     from medtune.serve.answer import Answerer, source_from_run
-    from medtune.serve.app import CSS, build_app
+    from medtune.serve.app import launch
 
     q = next(q for q in sample_questions(tiny_run, sample_jsonl) if len(q["options"]) == 5)  # needs "+ option"
     answerer = Answerer(source_from_run(str(tiny_run)), device="cpu")
-    demo = build_app(answerer)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    demo = launch(answerer, "127.0.0.1", port, token="s3cret-token", prevent_thread_lock=True, quiet=True)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=90_000)
+        # the login form first: a wrong password keeps the app hidden, the token opens it
+        for password in ("wrong-token", "s3cret-token"):
+            page.wait_for_selector("input[type=password]", timeout=90_000)
+            page.locator("input:not([type=password])").first.fill("clinician")
+            page.locator("input[type=password]").fill(password)
+            page.get_by_role("button", name=re.compile("^login$", re.I)).click()
+            if password == "wrong-token":
+                page.wait_for_timeout(1500)
+                assert page.locator("#medtune-go").count() == 0
         page.wait_for_selector("#medtune-go", timeout=90_000)
+        assert "/tmp/" not in page.locator("#medtune-model").inner_text()  # no path of this machine
         assert "not medical advice" in page.locator("#medtune-notice").inner_text()
         assert "adapter" in page.locator("#medtune-model").inner_text()
         assert not page.locator("#medtune-option-E textarea").is_visible()

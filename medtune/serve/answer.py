@@ -21,10 +21,10 @@ from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
 from medtune.errors import MedtuneError
 from medtune.eval.report import NOTICE
 from medtune.runfolder import RunFolder
+from medtune.serve.limits import GENERATE_TOKENS, check_questions
 
 SCORERS = ("letter", "cloze", "generate")
 EXPLAIN_TOKENS = 96  # default length bound of an explanation
-GENERATE_TOKENS = 256  # default length bound of a generative answer (reasoning included)
 MAX_QUESTION_CHARS = 4000
 MAX_OPTION_CHARS = 1000
 MAX_CONTEXT_CHARS = 12000
@@ -167,8 +167,6 @@ class Answerer:
 
         from medtune.eval.run import score_items
         from medtune.eval.scoring import softmax
-
-        from medtune.serve.limits import check_questions
 
         check_questions(self, questions)
         items = [q.to_item(i) for i, q in enumerate(questions)]

@@ -211,10 +211,8 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
                max_body: int = MAX_BODY_BYTES) -> Any:
     """The FastAPI app: POST /v1/answer, GET /v1/model, GET /healthz (OpenAPI at /openapi.json); with
     `token`, /v1/ requires `Authorization: Bearer TOKEN`."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
+    from fastapi import FastAPI
     from fastapi.responses import JSONResponse
-    from starlette.exceptions import HTTPException
 
     batcher = Batcher(answerer, max_batch=max_batch, max_wait_s=max_wait_s, max_queue=max_queue)
 
@@ -231,32 +229,7 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
     app.state.batcher = batcher
     app.add_middleware(Guard, token=token, max_body=max_body)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        bad_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
-        if bad_json is not None:
-            why = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg")
-            return JSONResponse(status_code=400, content={"error": f"the body is not valid JSON: {why}"})
-        return JSONResponse(status_code=422, content={"error": _first_problem(exc),
-                                                      "detail": _jsonable(exc.errors())})
-
-    @app.exception_handler(MedtuneError)
-    async def _medtune(request: Request, exc: MedtuneError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": str(exc)})
-
-    @app.exception_handler(Busy)
-    async def _busy(request: Request, exc: Busy) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"error": str(exc)},
-                            headers={"Retry-After": str(exc.retry_after)})
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _failed(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=500, content={"error": "the server failed to answer this request; its "
-                                                               "log has the details"})
+    _add_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -287,6 +260,42 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
                           seconds=time.perf_counter() - t0)
 
     return app
+
+
+def _add_error_handlers(app: Any) -> None:
+    """Every failure as JSON {"error": ...}: malformed JSON 400, invalid fields 422, a full queue 503 with
+    Retry-After, HTTP errors with their status, anything else 500 without internals."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        bad_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            why = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg")
+            return JSONResponse(status_code=400, content={"error": f"the body is not valid JSON: {why}"})
+        return JSONResponse(status_code=422, content={"error": _first_problem(exc),
+                                                      "detail": _jsonable(exc.errors())})
+
+    @app.exception_handler(MedtuneError)
+    async def _medtune(request: Request, exc: MedtuneError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": str(exc)})
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"error": str(exc)},
+                            headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=500, content={"error": "the server failed to answer this request; its "
+                                                               "log has the details"})
 
 
 def _first_problem(exc: Any) -> str:

@@ -144,11 +144,12 @@ def build_app(answerer: Answerer, examples: bool = True, max_queue: int = MAX_QU
 
 def launch(answerer: Answerer, host: str = "127.0.0.1", port: int = 7860, token: str | None = None,
            max_queue: int = MAX_QUEUE_QUESTIONS, **kwargs: Any) -> Any:
-    """Start the app (blocking unless prevent_thread_lock=True is passed); with `token`, behind a login form
-    whose password is the token (any user name)."""
+    """Start the app and return it (blocking unless prevent_thread_lock=True is passed); with `token`, behind a
+    login form whose password is the token (any user name)."""
     demo = build_app(answerer, max_queue=max_queue)
-    return demo.launch(server_name=host, server_port=port, css=CSS, show_error=False, auth=login(token),
-                       auth_message="medtune: the password is the server's token", **kwargs)
+    demo.launch(server_name=host, server_port=port, css=CSS, show_error=False, auth=login(token),
+                auth_message="medtune: the password is the server's token", **kwargs)
+    return demo
 
 
 def login(token: str | None) -> Any:

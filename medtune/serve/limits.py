@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from medtune.errors import MedtuneError
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # 64 questions at their longest fit with room to spare
+GENERATE_TOKENS = 256  # default length bound of a generative answer (reasoning included)
 MAX_QUEUE_QUESTIONS = 256  # questions waiting for a forward pass, at most
 TOKEN_ENV = "MEDTUNE_API_TOKEN"
 
@@ -27,8 +28,6 @@ def tokens_needed(answerer: Any, question: Any) -> int:
     option (or, generating, the reply's bound)."""
     from medtune.data.prompts import render
     from medtune.eval.scoring import build_request
-    from medtune.serve.answer import GENERATE_TOKENS
-
     tok = answerer.tokenizer
     if answerer.is_encoder:
         first = " ".join(t for t in (question.context, question.question) if t)
