@@ -222,6 +222,7 @@ def list_folder(folder: Path) -> list[tuple[str, int]]:
 
 
 def visibility(private: bool) -> str:
+    """The Hub's word for a visibility."""
     return "private" if private else "public"
 
 
