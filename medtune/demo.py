@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 
 def verdict(summary: dict, alpha: float = 0.05) -> str:
@@ -48,18 +49,16 @@ def collapse_note(summary: dict, limit: float = 0.5) -> str | None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Train and evaluate per configs/demo-cpu.yaml (with any key=value overrides), then sum up."""
-    import shutil
-
-    from medtune.runfolder import RunFolder
+    from medtune.io import MARKER, mark_folder, remove_made_folder
     from medtune.train.recipe import load_recipe
     from medtune.train.run import run_train
 
     t0 = time.perf_counter()
     recipe = load_recipe("demo-cpu", list(args.overrides or []))
-    previous = RunFolder(recipe.output_dir)
-    if previous.recipe.is_file():  # the demo's own folder from an earlier demo
-        print(f"medtune demo: replacing the earlier demo run in {previous}", flush=True)
-        shutil.rmtree(previous.root)
+    if (Path(recipe.output_dir) / MARKER).is_file():  # a folder an earlier demo made
+        print(f"medtune demo: replacing the earlier demo run in {recipe.output_dir}", flush=True)
+    remove_made_folder(recipe.output_dir, field="output_dir")  # any other non-empty folder: refused
+    mark_folder(recipe.output_dir, made_by="medtune demo")
     print("medtune demo: the embedded SmolLM2-135M-Instruct on the 4,183 MedMCQA dev questions shipped with "
           "medtune (MIT licence). No MedMCQA train split is shipped, so a stable hash split holds "
           f"{recipe.data.eval_size} questions out for evaluation and trains on the rest.", flush=True)

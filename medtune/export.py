@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from medtune.errors import MedtuneError
-from medtune.io import atomic_write_json, replace_dir
+from medtune.io import atomic_write_json, check_apart, check_replaceable, replace_dir
 from medtune.runfolder import RunFolder
 
 CHECK_FILE = "medtune-merge-check.json"
@@ -23,6 +23,8 @@ def export_run(run: str, out: str, sample: int = 32) -> Path:
     from medtune.models import attach_adapter, load_causal_lm, load_tokenizer, resolve_model
 
     folder = RunFolder(run)
+    check_apart(out, [folder.root], field="--out")
+    check_replaceable(out, field="--out")  # before the merge, which takes minutes
     if not folder.recipe.is_file():
         raise MedtuneError("not a medtune run folder (no recipe.yaml)", path=str(folder))
     if not (folder.adapter / "adapter_config.json").is_file():
@@ -40,7 +42,7 @@ def export_run(run: str, out: str, sample: int = 32) -> Path:
     merged = model.merge_and_unload()
     check = _compare(before, _probabilities(merged, tokenizer, items, recipe), items)
     target = Path(out)
-    with replace_dir(target) as staging:
+    with replace_dir(target, field="--out") as staging:
         merged.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         atomic_write_json(Path(staging) / CHECK_FILE, check)

@@ -157,37 +157,80 @@ def _card_text(info: dict, repo: str, base: str | None, data: list, split_how: s
 
 def build_push_folder(run: str, out: str, repo: str, base_model: str | None = None,
                       license: str | None = None) -> Path:
-    """The exact folder `medtune push` uploads: card, adapter (or model), report, manifest, metrics."""
+    """The exact folder `medtune push` uploads: card, adapter (or model), report, and the run's manifest,
+    metrics and recipe made shareable (medtune.manifest.shareable: no local paths, env values or data rows)."""
+    import yaml
+
     from medtune.eval.report import build_report
-    from medtune.io import replace_dir
+    from medtune.io import MARKER, check_apart, replace_dir
+    from medtune.manifest import shareable
 
     info = run_info(run)
-    card = build_card(info, repo, base_model, license)
-    with replace_dir(out) as tmp:
+    check_apart(out, [info["folder"], info["trained"]], field="--out")
+    public = {**info, "summary": shareable(info["summary"], run), "final": shareable(info["final"], run)}
+    card = build_card(public, repo, base_model, license)
+    folder = RunFolder(run)
+    with replace_dir(out, field="--out") as tmp:
         for f in sorted(info["trained"].iterdir()):
-            if f.is_file() and f.name != "README.md":
+            if f.is_file() and f.name not in ("README.md", MARKER):
                 shutil.copy2(f, tmp / f.name)
-        base = base_model_id(info, base_model)
         config = tmp / "adapter_config.json"
-        if base and config.is_file():  # point the adapter at the Hub base, not this machine's cache
+        if config.is_file():  # the adapter names the Hub base (or the base's folder name), not this machine's path
             cfg = json.loads(config.read_text("utf-8"))
-            cfg["base_model_name_or_path"] = base
+            cfg["base_model_name_or_path"] = base_model_id(info, base_model) or \
+                shareable(cfg.get("base_model_name_or_path"), run)
             config.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        build_report(run, out=str(tmp / "report"))
-        for path in (RunFolder(run).manifest, RunFolder(run).metrics, RunFolder(run).recipe):
+        build_report(run, out=str(tmp / "report"), clean=lambda obj: shareable(obj, run))
+        for path in (folder.manifest, folder.metrics):
             if path.is_file():
-                shutil.copy2(path, tmp / path.name)
+                (tmp / path.name).write_text(json.dumps(shareable(_read_json(path), run), indent=2,
+                                                        ensure_ascii=False) + "\n", encoding="utf-8")
+        if info["recipe"]:
+            (tmp / folder.recipe.name).write_text(yaml.safe_dump(shareable(info["recipe"], run), sort_keys=False),
+                                                  encoding="utf-8")
         (tmp / "README.md").write_text(str(card), encoding="utf-8")
+        _refuse_local_paths(tmp, [info["folder"], info["trained"], Path.home()])
     return Path(out)
 
 
+TEXT_SUFFIXES = (".json", ".yaml", ".md", ".html", ".txt", ".jinja", ".model")
+
+
+def _refuse_local_paths(folder: Path, places: list[Path]) -> None:
+    """A last check before anything leaves: no text file names a folder of this machine."""
+    import os
+
+    import re
+
+    needles = {str(p) for place in places for p in (Path(os.path.abspath(place)), Path(place).resolve())
+               if len(str(p)) > 1}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.suffix in TEXT_SUFFIXES:
+            text = f.read_text("utf-8", errors="replace")
+            found = next((n for n in needles if re.search(re.escape(n) + r"(?![\w.-])", text)), None)
+            if found:
+                raise MedtuneError(f"would share a path of this machine ({found}); nothing was uploaded",
+                                   path=str(f.relative_to(folder)), field="--out")
+
+
 def list_folder(folder: Path) -> list[tuple[str, int]]:
-    return [(str(p.relative_to(folder)), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
+    """(path, bytes) of every file that goes up (medtune's folder marker stays here)."""
+    from medtune.io import MARKER
+
+    return [(str(p.relative_to(folder)), p.stat().st_size) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != MARKER]
 
 
-def push(run: str, repo: str, *, private: bool = False, dry_run: bool = False, out: str | None = None,
+def visibility(private: bool) -> str:
+    """The Hub's word for a visibility."""
+    return "private" if private else "public"
+
+
+def push(run: str, repo: str, *, private: bool = True, dry_run: bool = False, out: str | None = None,
          base_model: str | None = None, license: str | None = None, token: str | None = None) -> dict:
-    """Build the folder, then (unless dry_run) create the repo and upload it in one commit."""
+    """Build the folder, then (unless dry_run) create the repo (private unless asked otherwise), check that
+    its visibility is the one asked for, and upload the folder in one commit."""
+    from medtune.io import MARKER
     from medtune.models import HUB_ID
 
     if not HUB_ID.fullmatch(repo):
@@ -202,16 +245,26 @@ def push(run: str, repo: str, *, private: bool = False, dry_run: bool = False, o
 
     api = HfApi(token=token)
     try:
-        url = api.create_repo(repo, private=private, exist_ok=True)
-        commit = api.upload_folder(repo_id=repo, folder_path=str(folder),
+        url = api.create_repo(repo, private=private, exist_ok=True)  # an existing repo keeps its visibility
+        actual = bool(api.repo_info(repo).private)
+        if actual != private:
+            raise MedtuneError(
+                f"the repo exists and is {visibility(actual)}, but this push is {visibility(private)}"
+                f"{' (the default)' if private else ' (--public)'}; nothing was uploaded. Change the repo first "
+                f"(`hf repos settings {repo} --{visibility(private)}`, or its settings page on the Hub)"
+                + (", or publish deliberately with --public" if private else ", or push without --public"),
+                path=repo, field="--repo")
+        commit = api.upload_folder(repo_id=repo, folder_path=str(folder), ignore_patterns=[MARKER],
                                    commit_message=f"medtune: {Path(run).resolve().name}")
     except HfHubHTTPError as err:
         raise MedtuneError(f"the Hub refused the upload: {' '.join(str(err).split())[:300]}", path=repo,
                            field="--repo") from None
+    except MedtuneError:
+        raise
     except Exception as err:  # noqa: BLE001 - the HTTP client's connection errors (httpx or httpx2) and OSError
         raise MedtuneError(f"cannot reach the Hub: {type(err).__name__}: {' '.join(str(err).split())[:200]} "
                            "(offline? use --dry-run)", path=repo, field="--repo") from None
-    result.update(uploaded=True, url=str(url), commit=commit.oid, commit_url=commit.commit_url)
+    result.update(private=actual, uploaded=True, url=str(url), commit=commit.oid, commit_url=commit.commit_url)
     return result
 
 
@@ -236,7 +289,7 @@ def build_space(run: str, out: str, base_model: str | None = None, title: str | 
     import importlib.metadata as md
 
     import medtune
-    from medtune.io import replace_dir
+    from medtune.io import MARKER, check_apart, replace_dir
     from medtune.serve.answer import source_from_run
 
     info = run_info(run)
@@ -246,9 +299,10 @@ def build_space(run: str, out: str, base_model: str | None = None, title: str | 
         raise MedtuneError("the base model is a local folder with no Hub id; a Space needs one: pass "
                            "--base-model OWNER/NAME (or a folder path for a local test)", field="--base-model")
     title = title or f"medtune {info['summary'].get('method')} {Path(run).resolve().name}"
-    with replace_dir(out) as tmp:
+    check_apart(out, [info["folder"], info["trained"]], field="--out")
+    with replace_dir(out, field="--out") as tmp:
         trained = "adapter" if info["is_adapter"] else "model"
-        shutil.copytree(info["trained"], tmp / trained)
+        shutil.copytree(info["trained"], tmp / trained, ignore=shutil.ignore_patterns(MARKER))
         shutil.copytree(Path(medtune.__file__).parent, tmp / "medtune",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         app = SPACE_APP.format(title=title, notice=NOTICE, model=base if info["is_adapter"] else trained,

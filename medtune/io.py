@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import contextlib
 import glob
+import hashlib
+import json
 import os
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -116,17 +117,65 @@ def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict],
     return Path(path)
 
 
+MARKER = ".medtune"  # written into every folder medtune makes whole; only such folders are ever replaced
+
+
+def mark_folder(folder: str | os.PathLike, made_by: str = "medtune") -> Path:
+    """Create `folder` (if needed) and write medtune's marker file into it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text(json.dumps({"made_by": made_by}) + "\n", encoding="utf-8")
+    return folder
+
+
+def check_replaceable(folder: str | os.PathLike, field: str | None = None) -> None:
+    """A one-line MedtuneError unless `folder` is absent, empty, or a folder medtune made (it has the marker)."""
+    from medtune.errors import MedtuneError
+
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise MedtuneError("is not a folder medtune made (a file or a link); choose another folder", path=str(folder),
+                           field=field)
+    if folder.is_dir() and not (folder / MARKER).is_file() and any(folder.iterdir()):
+        raise MedtuneError(f"is not empty and was not made by medtune (no {MARKER} file): medtune replaces only "
+                           "folders it made; empty it, or choose another folder", path=str(folder), field=field)
+
+
+def check_apart(folder: str | os.PathLike, keep: Iterable[str | os.PathLike], field: str | None = None) -> None:
+    """A one-line MedtuneError when replacing `folder` would delete one of the folders in `keep`."""
+    from medtune.errors import MedtuneError
+
+    target = Path(folder).resolve()
+    for k in keep:
+        k = Path(k).resolve()
+        if target == k or target in k.parents:
+            raise MedtuneError(f"would replace {k}, which this command reads; choose another folder",
+                               path=str(folder), field=field)
+
+
+def remove_made_folder(folder: str | os.PathLike, field: str | None = None) -> None:
+    """Delete `folder` when medtune made it (check_replaceable); an empty or absent one is left as it is."""
+    folder = Path(folder)
+    check_replaceable(folder, field)
+    if (folder / MARKER).is_file():
+        shutil.rmtree(folder)
+
+
 @contextlib.contextmanager
-def replace_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a staging folder beside `target`; when the block succeeds, it replaces `target` whole.
+def replace_dir(target: str | os.PathLike, field: str | None = None) -> Iterator[Path]:
+    """Yield a staging folder beside `target`; when the block succeeds, it replaces `target` whole and carries
+    medtune's marker. A `target` medtune did not make is refused before anything is written (check_replaceable).
 
     If the block fails, `target` (an earlier result) is left as it was and the staging folder removed."""
     target = Path(target)
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    check_replaceable(target, field)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    staging.mkdir()
     try:
         yield staging
+        mark_folder(staging)
+        check_replaceable(target, field)  # again: the block may have run for minutes
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

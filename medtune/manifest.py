@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
+import re
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 PACKAGES = ("medtune", "torch", "transformers", "peft", "trl", "accelerate", "datasets", "tokenizers",
@@ -52,6 +54,48 @@ def build_manifest(**extra: Any) -> dict[str, Any]:
         "git_commit": git_commit(),
         **extra,
     }
+
+
+LOCAL = "<local>"  # stands for a folder of this machine in what medtune shares
+REDACTED = "<redacted>"
+# an absolute POSIX path of two parts or more, wherever it sits in a string (not a URL's //host/...)
+_PATH = re.compile(r"(?<![\w.:/~-])~?/[^\s/\"'<>]+(?:/[^\s/\"'<>,;)]+)+/?")
+# keys whose values are never shared: secrets the recipe sets, rows of the user's data quoted in notes
+_REDACT = {"env": lambda v: {k: REDACTED for k in v} if isinstance(v, dict) else REDACTED,
+           "skipped_examples": lambda v: [],
+           "command": lambda v: " ".join(str(v).split()[:2]) + " (arguments not shared)"}
+
+
+def shareable(obj: Any, run: str | os.PathLike) -> Any:
+    """A copy of a manifest, recipe or summary fit to publish: paths inside `run` made relative to it, other
+    local paths reduced to `<local>/NAME`, no `env` values, no quoted data rows, no command line."""
+    root = Path(run)
+    roots = sorted({str(root), os.path.abspath(root), str(root.resolve())}, key=len, reverse=True)
+
+    def path(p: str) -> str:
+        full = os.path.expanduser(p)
+        for r in roots:
+            if full == r:
+                return "."
+            if full.startswith(r.rstrip("/") + "/"):
+                return full[len(r.rstrip("/")) + 1:].rstrip("/")
+        return f"{LOCAL}/{PurePosixPath(full.rstrip('/')).name}"
+
+    def text(s: str) -> str:
+        if "/" in s and not _PATH.fullmatch(s) and not s.startswith(("hf:", "http")) and Path(s).exists():
+            return path(str(Path(s).resolve()))  # a relative path of this machine
+        if os.path.isabs(s):
+            return path(s)
+        return _PATH.sub(lambda m: path(m.group(0)), s)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _REDACT[k](v) if k in _REDACT else walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return text(value) if isinstance(value, str) else value
+
+    return walk(obj)
 
 
 def cpu_model() -> str:

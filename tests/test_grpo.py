@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import run_cli
 from medtune.errors import MedtuneError
 from medtune.train import grpo
 from medtune.train.grpo import GrpoArgs, generation_backend, grpo_problems
@@ -198,4 +199,15 @@ def test_a_run_folder_is_not_reused_and_grpo_does_not_resume(tmp_path, tiny_mode
         grpo.run_grpo(load(path, ["baseline_eval=false"]))
     with pytest.raises(MedtuneError) as err:
         grpo.run_grpo(load(path, ["baseline_eval=false"]), resume=True)
-    assert str(err.value) == "--resume: method grpo does not resume; start it again with another output_dir"
+    assert str(err.value) == f"--resume: {grpo.RESUME_REFUSED}"
+
+
+def test_train_resume_reaches_the_grpo_runner(tmp_path, tiny_model_dir, sample_jsonl):
+    """`medtune train --resume` with method grpo hands the flag to run_grpo, which says why it refuses."""
+    path = tiny_recipe(tmp_path, tiny_model_dir, sample_jsonl)
+    proc = run_cli("train", str(path), "--resume")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == ("medtune: error: --resume: method grpo does not resume: TRL's GRPOTrainer, resumed from a "
+                                   "checkpoint, trains one step past max_steps, so the adapter would not be the "
+                                   "run the recipe describes; start it again with another output_dir")
+    assert not (tmp_path / "run").exists()  # refused before anything was written

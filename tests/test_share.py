@@ -32,17 +32,26 @@ def browser():
 
 def test_app_in_a_real_browser_matches_ask(browser, tiny_run, sample_jsonl, tmp_path):
     from medtune.serve.answer import Answerer, source_from_run
-    from medtune.serve.app import CSS, build_app
+    from medtune.serve.app import launch
 
     q = next(q for q in sample_questions(tiny_run, sample_jsonl) if len(q["options"]) == 5)  # needs "+ option"
     answerer = Answerer(source_from_run(str(tiny_run)), device="cpu")
-    demo = build_app(answerer)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    demo = launch(answerer, "127.0.0.1", port, token="s3cret-token", prevent_thread_lock=True, quiet=True)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=90_000)
+        # the login form first: a wrong password keeps the app hidden, the token opens it
+        for password in ("wrong-token", "s3cret-token"):
+            page.wait_for_selector("input[type=password]", timeout=90_000)
+            page.locator("input:not([type=password])").first.fill("clinician")
+            page.locator("input[type=password]").fill(password)
+            page.get_by_role("button", name=re.compile("^login$", re.I)).click()
+            if password == "wrong-token":
+                page.wait_for_timeout(1500)
+                assert page.locator("#medtune-go").count() == 0
         page.wait_for_selector("#medtune-go", timeout=90_000)
+        assert "/tmp/" not in page.locator("#medtune-model").inner_text()  # no path of this machine
         assert "not medical advice" in page.locator("#medtune-notice").inner_text()
         assert "adapter" in page.locator("#medtune-model").inner_text()
         assert not page.locator("#medtune-option-E textarea").is_visible()
@@ -104,8 +113,8 @@ def test_push_dry_run_builds_a_card_that_parses(tiny_run, tmp_path):
     proc = run_cli("push", str(tiny_run), "--repo", "someone/tiny-medtune", "--dry-run", "--out", str(out),
                    "--base-model", "someone/tiny-base")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith(f"medtune: would upload {len(list(p for p in out.rglob('*') if p.is_file()))} "
-                                  f"files from {out} to someone/tiny-medtune:")
+    assert proc.stdout.startswith(f"medtune: would upload {len([p for p in out.rglob('*') if p.is_file()]) - 1} "
+                                  f"files from {out} to private someone/tiny-medtune:")
     for name in ("README.md", "adapter_config.json", "adapter_model.safetensors", "manifest.json",
                  "report/report.html"):
         assert f"  {name}\n" in proc.stdout
@@ -122,10 +131,12 @@ def test_push_dry_run_builds_a_card_that_parses(tiny_run, tmp_path):
 
 
 class FakeHub(BaseHTTPRequestHandler):
-    """The Hub endpoints `huggingface_hub` calls to create a repo and commit a folder."""
+    """The Hub endpoints `huggingface_hub` calls to create a repo, read its visibility and commit a folder.
+    `repos` holds the repos that exist (id -> private)."""
 
     calls: list = []
     files: dict = {}
+    repos: dict = {}
 
     def log_message(self, *args):  # quiet
         pass
@@ -138,13 +149,25 @@ class FakeHub(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_GET(self):  # noqa: N802
+        self.calls.append((self.path, self.headers.get("authorization")))
+        repo = self.path.removeprefix("/api/models/").split("?")[0]
+        if self.path.startswith("/api/models/") and repo in self.repos:
+            return self._json({"id": repo, "private": self.repos[repo]})
+        return self._json({"error": "Repository not found"}, 404)
+
     def do_POST(self):  # noqa: N802
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.calls.append((self.path, self.headers.get("authorization")))
         if self.path == "/api/repos/create":
             payload = json.loads(raw)
             self.calls.append(("create", payload))
-            return self._json({"url": f"http://{self.headers['Host']}/{payload['organization']}/{payload['name']}"})
+            repo = f"{payload['organization']}/{payload['name']}"
+            url = f"http://{self.headers['Host']}/{repo}"
+            if repo in self.repos:  # as the Hub: 409, and the repo keeps its visibility
+                return self._json({"error": "You already created this model repo", "url": url}, 409)
+            self.repos[repo] = payload.get("visibility") == "private" or payload.get("private") is True
+            return self._json({"url": url})
         if self.path == "/api/validate-yaml":
             return self._json({})
         if "/preupload/" in self.path:
@@ -161,26 +184,118 @@ class FakeHub(BaseHTTPRequestHandler):
         return self._json({"error": f"unexpected {self.path}"}, 404)
 
 
-def test_push_uploads_the_exact_folder_through_huggingface_hub(tiny_run, tmp_path):
+@pytest.fixture
+def fake_hub():
+    """A running FakeHub with no repos; yields the environment that points huggingface_hub at it."""
+    FakeHub.calls, FakeHub.files, FakeHub.repos = [], {}, {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env = {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "HF_TOKEN": "hf_fake_token",
-               "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
-        out = tmp_path / "hub"
-        proc = run_cli("push", str(tiny_run), "--repo", "someone/tiny-medtune", "--private", "--out", str(out),
-                       "--base-model", "someone/tiny-base", env=env)
-    finally:
-        server.shutdown()
+    yield {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "HF_TOKEN": "hf_fake_token",
+           "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    server.shutdown()
+
+
+SECRET, PATIENT = "hf_secret_value_123", "Jane Roe, 54, crushing chest pain"
+
+
+@pytest.fixture
+def private_run(tiny_run, tmp_path):
+    """A copy of the tiny run whose recipe sets a secret in env and whose manifests quote a skipped data row
+    and a command line with local paths: what must never leave the machine."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "clinic-run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    for f in [*run.rglob("*.json"), run / "recipe.yaml"]:
+        f.write_text(f.read_text().replace(str(tiny_run), str(run)))
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    recipe["env"] = {"HF_TOKEN": SECRET}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    for f in (run / "manifest.json", run / "final" / "metrics.json"):
+        doc = json.loads(f.read_text())
+        man = doc.get("manifest", doc)
+        man.setdefault("recipe", {})["env"] = {"HF_TOKEN": SECRET}
+        man["command"] = f"medtune train {run.parent}/recipe.yaml data.train={run.parent}/clinic.jsonl"
+        man["data"]["skipped_rows"] = 1
+        man["data"]["skipped_examples"] = [f"clinic.jsonl:7: answer: {PATIENT!r} is not one of the options"]
+        f.write_text(json.dumps(doc, indent=2))
+    return run
+
+
+def test_push_is_private_and_sends_exactly_the_redacted_folder(private_run, tiny_model_dir, sample_jsonl,
+                                                                fake_hub, tmp_path):
+    import yaml
+
+    out = tmp_path / "hub"
+    dry = run_cli("push", str(private_run), "--repo", "someone/tiny-medtune", "--out", str(out), "--dry-run",
+                  "--json", "--base-model", "someone/tiny-base", env=fake_hub)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    listed = json.loads(dry.stdout)
+    assert listed["private"] is True and listed["uploaded"] is False and not FakeHub.calls  # nothing sent
+    proc = run_cli("push", str(private_run), "--repo", "someone/tiny-medtune", "--out", str(out),
+                   "--base-model", "someone/tiny-base", env=fake_hub)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"commit: {env['HF_ENDPOINT']}/someone/tiny-medtune/commit/{'a' * 40}" in proc.stdout
+    assert proc.stdout.startswith(f"medtune: uploaded {len(listed['files'])} files from {out} to private "
+                                  "someone/tiny-medtune:")
+    assert f"commit: {fake_hub['HF_ENDPOINT']}/someone/tiny-medtune/commit/{'a' * 40}" in proc.stdout
     create = [c[1] for c in FakeHub.calls if c[0] == "create"][0]
     assert create["name"] == "tiny-medtune" and create["organization"] == "someone"
-    assert create.get("visibility") == "private" or create.get("private") is True
+    assert create.get("visibility") == "private"  # private without being asked
     assert all(auth == "Bearer hf_fake_token" for path, auth in FakeHub.calls if isinstance(path, str)
                and path.startswith("/api/"))
     local = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert local.pop(".medtune")  # medtune's folder marker stays here
     assert FakeHub.files == local  # every file, byte for byte
+    assert sorted((name, len(data)) for name, data in FakeHub.files.items()) == \
+        sorted(map(tuple, listed["files"]))  # --dry-run listed exactly what went up
+    for name, data in FakeHub.files.items():
+        for leak in (str(tmp_path), str(tiny_model_dir), str(sample_jsonl.parent), SECRET, PATIENT,
+                     "data.train="):
+            assert leak.encode() not in data, (name, leak)
+    recipe = yaml.safe_load((private_run / "recipe.yaml").read_text())
+    recipe.update(output_dir=".", env={"HF_TOKEN": "<redacted>"})
+    recipe["model"]["name"] = f"<local>/{tiny_model_dir.name}"
+    recipe["data"]["train"] = ["<local>/sample.jsonl"]
+    assert FakeHub.files["recipe.yaml"] == yaml.safe_dump(recipe, sort_keys=False).encode()
+    man = json.loads(FakeHub.files["manifest.json"])
+    assert man["command"] == "medtune train (arguments not shared)"
+    assert man["recipe"] == recipe and man["data"]["skipped_examples"] == [] and man["data"]["skipped_rows"] == 1
+    assert man["data"]["sources"][0]["path"] == "<local>/sample.jsonl"
+    assert man["model"]["path"] == f"<local>/{tiny_model_dir.name}"
+    summary = json.loads(FakeHub.files["metrics.json"])
+    assert (summary["output"], summary["compare"]["base"], summary["compare"]["new"]) == ("adapter", "baseline",
+                                                                                            "final")
+    assert json.loads(FakeHub.files["adapter_config.json"])["base_model_name_or_path"] == "someone/tiny-base"
+    assert b"&lt;redacted&gt;" in FakeHub.files["report/report.html"]  # the report's manifest, redacted too
+
+
+@pytest.mark.parametrize("exists_private, flags, message", [
+    (False, [], "the repo exists and is public, but this push is private (the default); nothing was uploaded. "
+                "Change the repo first (`hf repos settings someone/tiny-medtune --private`, or its settings page "
+                "on the Hub), or publish deliberately with --public"),
+    (True, ["--public"], "the repo exists and is private, but this push is public (--public); nothing was "
+                         "uploaded. Change the repo first (`hf repos settings someone/tiny-medtune --public`, or "
+                         "its settings page on the Hub), or push without --public"),
+])
+def test_push_refuses_a_repo_of_the_other_visibility(tiny_run, fake_hub, tmp_path, exists_private, flags, message):
+    FakeHub.repos["someone/tiny-medtune"] = exists_private
+    proc = run_cli("push", str(tiny_run), "--repo", "someone/tiny-medtune", "--out", str(tmp_path / "hub"), *flags,
+                   env=fake_hub)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == f"someone/tiny-medtune: --repo: {message}"
+    assert FakeHub.files == {} and not any("/commit/" in str(c[0]) for c in FakeHub.calls)
+    assert FakeHub.repos == {"someone/tiny-medtune": exists_private}  # left as it was
+
+
+def test_push_public_is_a_deliberate_flag(tiny_run, fake_hub, tmp_path):
+    FakeHub.repos["someone/open"] = False
+    proc = run_cli("push", str(tiny_run), "--repo", "someone/open", "--out", str(tmp_path / "hub"), "--public",
+                   "--json", env=fake_hub)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["private"] is False and result["uploaded"] is True and "README.md" in FakeHub.files
 
 
 def test_push_without_the_network_is_one_line(tiny_run, tmp_path):

@@ -348,6 +348,7 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert "McNemar p" in proc.stdout and "pipeline check, not a clinical result" in proc.stdout
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "metrics.json").read_text())["eval_questions"] == 12
+    assert json.loads((out / ".medtune").read_text()) == {"made_by": "medtune demo"}  # a later demo may replace it
 
 
 @pytest.mark.parametrize("method,saved,ckpt", [("dora", "adapter", False), ("full", "model", True)])

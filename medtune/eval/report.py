@@ -11,6 +11,7 @@ import base64
 import html
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 from medtune.eval.report_plots import (plot_accuracy, plot_confusion, plot_letters, plot_reliability,
                                        plot_subjects)
@@ -26,8 +27,10 @@ def _img(path: Path, alt: str) -> str:
            f'{html.escape(alt)}</figcaption></figure>'
 
 
-def build_report(run: str, compare: str | None = None, out: str | None = None) -> Path:
-    """Write report.html and its PNGs; returns the HTML path."""
+def build_report(run: str, compare: str | None = None, out: str | None = None,
+                 clean: Callable[[Any], Any] | None = None) -> Path:
+    """Write report.html and its PNGs; returns the HTML path. `clean` rewrites every text the page shows
+    from the run's files (the manifest, summary, folders) before it is written, e.g. to share it."""
     from medtune.eval.compare import compare_runs
     from medtune.runfolder import RunFolder
 
@@ -53,18 +56,18 @@ def build_report(run: str, compare: str | None = None, out: str | None = None) -
                 (plot_reliability(evals, folder / "reliability.png"), "Calibration (reliability diagram)"),
                 (plot_confusion(evals, folder / "confusion.png"), "Confusion matrices"),
                 (plot_letters(evals, folder / "letters.png"), "Predicted-letter distribution")]
-    page = _html(run, evals, summary, pairs, figures)
+    page = _html(run, evals, summary, pairs, figures, clean or (lambda obj: obj))
     return dest.write_text(folder / "report.html", page)
 
 
-def _accuracy_rows(evals: list[Evaluation]) -> str:
+def _accuracy_rows(evals: list[Evaluation], clean: Callable[[Any], Any]) -> str:
     esc = html.escape
     rows = []
     for e in evals:
         p = e.primary
         rows.append(f"<tr><td>{esc(e.label)}</td><td>{esc(e.metrics['primary'])}</td><td>{p['n']}</td>"
                     f"<td><b>{p['accuracy']:.3f}</b></td><td>[{p['ci95'][0]:.3f}, {p['ci95'][1]:.3f}]</td>"
-                    f"<td>{p['macro_f1']:.3f}</td><td>{p['ece']:.3f}</td><td>{esc(str(e.folder))}</td></tr>")
+                    f"<td>{p['macro_f1']:.3f}</td><td>{p['ece']:.3f}</td><td>{esc(clean(str(e.folder)))}</td></tr>")
     return "".join(rows)
 
 
@@ -103,9 +106,9 @@ pre {background: #f9fafb; padding: 1em; overflow-x: auto; font-size: .8em}"""
 
 
 def _html(run: str, evals: list[Evaluation], summary: dict | None, pairs: list[dict],
-          figures: list[tuple[Path, str]]) -> str:
+          figures: list[tuple[Path, str]], clean: Callable[[Any], Any]) -> str:
     esc = html.escape
-    man = evals[-1].metrics["manifest"]
+    man, summary, pairs = clean(evals[-1].metrics["manifest"]), clean(summary), clean(pairs)
     title = f"medtune report: {Path(run).resolve().name}"
     b = evals[-1].metrics["baselines"]
     mf = b["most_frequent_letter"]
@@ -127,7 +130,7 @@ def _html(run: str, evals: list[Evaluation], summary: dict | None, pairs: list[d
 medtune {esc(str((man.get('packages') or {}).get('medtune', '')))} · commit {esc(str(man.get('git_commit')))}</p>
 <h2>Accuracy</h2>
 <table id="accuracy"><tr><th>evaluation</th><th>scorer</th><th>questions</th><th>accuracy</th><th>95% CI</th>
-<th>macro-F1</th><th>ECE</th><th>folder</th></tr>{_accuracy_rows(evals)}</table>
+<th>macro-F1</th><th>ECE</th><th>folder</th></tr>{_accuracy_rows(evals, clean)}</table>
 <p>Baselines on these questions: chance {b['chance']:.3f}; always {mf['letter']!r} (most frequent gold letter)
 {mf['accuracy']:.3f}. The last evaluation is <b id="verdict">{esc(verdict)}</b>.</p>
 {_tests_table(pairs)}

@@ -21,10 +21,10 @@ from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
 from medtune.errors import MedtuneError
 from medtune.eval.report import NOTICE
 from medtune.runfolder import RunFolder
+from medtune.serve.limits import GENERATE_TOKENS, check_questions
 
 SCORERS = ("letter", "cloze", "generate")
 EXPLAIN_TOKENS = 96  # default length bound of an explanation
-GENERATE_TOKENS = 256  # default length bound of a generative answer (reasoning included)
 MAX_QUESTION_CHARS = 4000
 MAX_OPTION_CHARS = 1000
 MAX_CONTEXT_CHARS = 12000
@@ -114,6 +114,14 @@ def source_from_run(run: str, template: str | None = None, scorer: str | None = 
     return Source(model=str(trained), adapter=None, template=tpl, scorer=sc, thinking=think, run=str(folder))
 
 
+def public_info(info: dict) -> dict:
+    """Answerer.info() fit to show a client: no path of this machine (the adapter relative to its run, a
+    local model by its folder name)."""
+    from medtune.manifest import shareable
+
+    return shareable(info, info.get("run") or ".")
+
+
 class Answerer:
     """A loaded model that answers questions; thread-safe (one forward pass at a time)."""
 
@@ -160,8 +168,7 @@ class Answerer:
         from medtune.eval.run import score_items
         from medtune.eval.scoring import softmax
 
-        for i, q in enumerate(questions):
-            q.check(f"questions[{i}]" if len(questions) > 1 else "question")
+        check_questions(self, questions)
         items = [q.to_item(i) for i, q in enumerate(questions)]
         if self.scorer == "generate":
             return self._generate(items, max_new_tokens or GENERATE_TOKENS)

@@ -2,13 +2,17 @@
 
 Requests that arrive while the model is busy are queued and answered together in the next forward
 pass (dynamic batching, up to `max_batch` questions), so many concurrent clients cost a few large
-passes rather than many small ones. Every request has a timeout (504 when it passes); inputs out of
-bounds get 422 with a message naming the field.
+passes rather than many small ones. The queue is bounded (`max_queue` questions): past it a request
+gets 503 with Retry-After. Every request has a timeout (504 when it passes). Before anything is
+queued, each question is checked alone, its fields and its tokens against the model's limit (422
+naming the field); a bearer token (when set) and the body-size limit (413) come first of all
+(medtune.serve.limits). Every failure is a JSON {"error": ...}; no response names a local path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Union
@@ -18,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from medtune.data.schema import MAX_OPTIONS, MIN_OPTIONS
 from medtune.errors import MedtuneError
 from medtune.serve.answer import (MAX_CONTEXT_CHARS, MAX_OPTION_CHARS, MAX_QUESTION_CHARS, NOTICE, Answerer,
-                                  Question)
+                                  Question, public_info)
+from medtune.serve.limits import MAX_BODY_BYTES, MAX_QUEUE_QUESTIONS, Guard, check_questions
 
 MAX_BATCH_QUESTIONS = 64
 ANSWER_FIELDS = ("answer", "answer_text", "index", "probabilities", "scorer", "reasoning", "reply", "extraction",
@@ -98,15 +103,29 @@ class ErrorOut(BaseModel):
     error: str
 
 
-class Batcher:
-    """Collects the questions of concurrent requests and answers them in shared forward passes."""
+class Busy(Exception):
+    """The queue is full; `retry_after` seconds is a fair wait."""
 
-    def __init__(self, answerer: Answerer, max_batch: int = 32, max_wait_s: float = 0.005):
+    def __init__(self, waiting: int, limit: int, retry_after: int):
+        super().__init__(f"busy: {waiting} questions are waiting (at most {limit}); retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Batcher:
+    """Collects the questions of concurrent requests and answers them in shared forward passes; holds at
+    most `max_queue` questions waiting (a request that would pass it is refused with Busy)."""
+
+    def __init__(self, answerer: Answerer, max_batch: int = 32, max_wait_s: float = 0.005,
+                 max_queue: int = MAX_QUEUE_QUESTIONS):
         self.answerer = answerer
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.waiting = 0
+        self.pass_s = 0.1  # the last forward pass's seconds, for Retry-After
         self.queue: asyncio.Queue | None = None
-        self.stats = {"requests": 0, "questions": 0, "forward_batches": 0, "largest_batch": 0}
+        self.stats = {"requests": 0, "questions": 0, "forward_batches": 0, "largest_batch": 0, "refused_busy": 0,
+                      "largest_queue": 0}
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -114,7 +133,7 @@ class Batcher:
         """Run the batching task on the current event loop (again, if the app moved to another loop)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
-            self._loop, self.queue = loop, asyncio.Queue()
+            self._loop, self.queue, self.waiting = loop, asyncio.Queue(), 0
             self._task = loop.create_task(self._run())
 
     async def stop(self) -> None:
@@ -127,8 +146,14 @@ class Batcher:
 
     async def submit(self, questions: list[Question]) -> list[dict]:
         self.start()
+        if self.waiting and self.waiting + len(questions) > self.max_queue:
+            self.stats["refused_busy"] += 1
+            passes = math.ceil((self.waiting + len(questions)) / self.max_batch)
+            raise Busy(self.waiting, self.max_queue, max(1, math.ceil(passes * self.pass_s)))
+        self.waiting += len(questions)
+        self.stats["largest_queue"] = max(self.stats["largest_queue"], self.waiting)
         fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((questions, fut))  # type: ignore[union-attr]
+        self.queue.put_nowait((questions, fut))  # type: ignore[union-attr]
         return await fut
 
     async def _run(self) -> None:
@@ -151,34 +176,45 @@ class Batcher:
                         break
                 pending.append(nxt)
                 n += len(nxt[0])
+            self.waiting -= n
             pending = [(qs, fut) for qs, fut in pending if not fut.done()]  # timed out meanwhile
-            if not pending:
-                continue
-            flat = [q for qs, _ in pending for q in qs]
-            try:
-                results = await loop.run_in_executor(None, self.answerer.answer, flat)
-            except Exception as err:  # noqa: BLE001 - handed to each waiting request
-                for _, fut in pending:
-                    if not fut.done():
-                        fut.set_exception(err)
-                continue
-            self.stats["forward_batches"] += 1
-            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(flat))
-            start = 0
-            for qs, fut in pending:
-                if not fut.done():
-                    fut.set_result(results[start:start + len(qs)])
-                start += len(qs)
+            if pending:
+                await self._answer(loop, pending)
+
+    async def _answer(self, loop: asyncio.AbstractEventLoop, pending: list) -> None:
+        """One forward pass for every pending request; when it fails, each request alone, so that only the
+        request that causes a failure receives it."""
+        flat = [q for qs, _ in pending for q in qs]
+        t0 = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(None, self.answerer.answer, flat)
+        except Exception as err:  # noqa: BLE001 - handed to the waiting request(s)
+            if len(pending) > 1:
+                for one in pending:
+                    await self._answer(loop, [one])
+                return
+            if not pending[0][1].done():
+                pending[0][1].set_exception(err)
+            return
+        self.pass_s = time.perf_counter() - t0
+        self.stats["forward_batches"] += 1
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(flat))
+        start = 0
+        for qs, fut in pending:
+            if not fut.done():
+                fut.set_result(results[start:start + len(qs)])
+            start += len(qs)
 
 
-def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30.0,
-               max_wait_s: float = 0.005) -> Any:
-    """The FastAPI app: POST /v1/answer, GET /v1/model, GET /healthz (OpenAPI at /openapi.json)."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
+def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30.0, max_wait_s: float = 0.005,
+               max_queue: int = MAX_QUEUE_QUESTIONS, token: str | None = None,
+               max_body: int = MAX_BODY_BYTES) -> Any:
+    """The FastAPI app: POST /v1/answer, GET /v1/model, GET /healthz (OpenAPI at /openapi.json); with
+    `token`, /v1/ requires `Authorization: Bearer TOKEN`."""
+    from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
-    batcher = Batcher(answerer, max_batch=max_batch, max_wait_s=max_wait_s)
+    batcher = Batcher(answerer, max_batch=max_batch, max_wait_s=max_wait_s, max_queue=max_queue)
 
     @asynccontextmanager
     async def lifespan(app: Any):  # noqa: ANN202
@@ -191,15 +227,9 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
     app = FastAPI(title="medtune", version=__version__, lifespan=lifespan,
                   description=f"Clinical multiple-choice answering. {NOTICE}")
     app.state.batcher = batcher
+    app.add_middleware(Guard, token=token, max_body=max_body)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": _first_problem(exc),
-                                                      "detail": _jsonable(exc.errors())})
-
-    @app.exception_handler(MedtuneError)
-    async def _medtune(request: Request, exc: MedtuneError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"error": str(exc)})
+    _add_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -207,13 +237,15 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
 
     @app.get("/v1/model")
     async def model_info() -> dict:
-        return answerer.info()
+        return public_info(answerer.info())
 
-    @app.post("/v1/answer", response_model=AnswersOut,
-              responses={422: {"model": ErrorOut}, 504: {"model": ErrorOut}})
+    errors = {code: {"model": ErrorOut} for code in (400, 401, 413, 422, 503, 504)}
+
+    @app.post("/v1/answer", response_model=AnswersOut, responses=errors)  # type: ignore[arg-type]
     async def answer(body: Union[QuestionIn, BatchIn]) -> Any:
         rows = body.questions if isinstance(body, BatchIn) else [body]
         questions = [Question(r.question, list(r.options), r.context, r.id) for r in rows]
+        check_questions(answerer, questions)  # each alone, before it can share a pass with others
         t0 = time.perf_counter()
         batcher.stats["requests"] += 1
         batcher.stats["questions"] += len(questions)
@@ -223,10 +255,47 @@ def create_app(answerer: Answerer, *, max_batch: int = 32, timeout_s: float = 30
             return JSONResponse(status_code=504, content={"error": f"no answer within {timeout_s:g} s; "
                                                                    "retry, or send fewer questions"})
         answers = [AnswerOut(id=q.id, **{k: r.get(k) for k in ANSWER_FIELDS}) for q, r in zip(questions, results)]
-        return AnswersOut(answers=answers, model=answerer.ref.name, adapter=answerer.source.adapter,
+        shown = public_info(answerer.info())
+        return AnswersOut(answers=answers, model=shown["model"], adapter=shown["adapter"],
                           seconds=time.perf_counter() - t0)
 
     return app
+
+
+def _add_error_handlers(app: Any) -> None:
+    """Every failure as JSON {"error": ...}: malformed JSON 400, invalid fields 422, a full queue 503 with
+    Retry-After, HTTP errors with their status, anything else 500 without internals."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        bad_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            why = (bad_json.get("ctx") or {}).get("error") or bad_json.get("msg")
+            return JSONResponse(status_code=400, content={"error": f"the body is not valid JSON: {why}"})
+        return JSONResponse(status_code=422, content={"error": _first_problem(exc),
+                                                      "detail": _jsonable(exc.errors())})
+
+    @app.exception_handler(MedtuneError)
+    async def _medtune(request: Request, exc: MedtuneError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"error": str(exc)})
+
+    @app.exception_handler(Busy)
+    async def _busy(request: Request, exc: Busy) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"error": str(exc)},
+                            headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content={"error": str(exc.detail)}, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=500, content={"error": "the server failed to answer this request; its "
+                                                               "log has the details"})
 
 
 def _first_problem(exc: Any) -> str:
@@ -247,6 +316,7 @@ def _jsonable(errors: list) -> list:
 
 
 def serve_api(answerer: Answerer, host: str, port: int, **kwargs: Any) -> None:
+    """Serve create_app(answerer, **kwargs) with uvicorn until interrupted."""
     import uvicorn
 
     uvicorn.run(create_app(answerer, **kwargs), host=host, port=port, log_level="info")

@@ -4,8 +4,9 @@ The answer shows every option's probability as a bar, from the same scorer as `m
 the explanation, when asked for, is greedy and bounded. With the generative scorer the answer is the
 letter read from the model's reply, the reply follows it, and the reasoning sits collapsed below
 (an HTML <details> element) with the number of tokens generated; the rule that read the answer is
-named. The page names the model, adapter and backend, and says plainly that this is a research tool,
-not medical advice.
+named. The page names the model, adapter and backend (no path of this machine), and says plainly that
+this is a research tool, not medical advice. Requests wait in a bounded queue and run one at a time;
+with a token the app asks for it on a login form; an internal error shows no details.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS
 from medtune.errors import MedtuneError
-from medtune.serve.answer import NOTICE, Answerer, Question
+from medtune.serve.answer import NOTICE, Answerer, Question, public_info
+from medtune.serve.limits import MAX_QUEUE_QUESTIONS
 
 START_OPTIONS = 4
 CSS = """
@@ -81,7 +83,8 @@ def example_rows(n: int = 4) -> list[list[str]]:
 
 
 def info_markdown(answerer: Answerer) -> str:
-    info = answerer.info()
+    """One line naming what answers: model, adapter, backend, scorer, template."""
+    info = public_info(answerer.info())
     be = info["backend"]
     adapter = f" + adapter `{info['adapter']}`" if info["adapter"] else ""
     thinking = f" (thinking {'on' if info['thinking'] else 'off'})" if info.get("thinking") is not None else ""
@@ -89,8 +92,8 @@ def info_markdown(answerer: Answerer) -> str:
             f"**scorer** {info['scorer']}{thinking} · **template** {info['template']} · medtune {info['medtune']}")
 
 
-def build_app(answerer: Answerer, examples: bool = True) -> Any:
-    """The Gradio Blocks app."""
+def build_app(answerer: Answerer, examples: bool = True, max_queue: int = MAX_QUEUE_QUESTIONS) -> Any:
+    """The Gradio Blocks app: one answer at a time, at most `max_queue` requests waiting."""
     import gradio as gr
 
     def answer(question: str, count: int, explain: bool, *options: str) -> tuple[str, str]:
@@ -136,10 +139,23 @@ def build_app(answerer: Answerer, examples: bool = True) -> Any:
             if rows:
                 gr.Examples(rows, [question, *option_boxes[:START_OPTIONS]],
                             label="Examples from the shipped MedMCQA sample")
+    return demo.queue(default_concurrency_limit=1, max_size=max_queue)
+
+
+def launch(answerer: Answerer, host: str = "127.0.0.1", port: int = 7860, token: str | None = None,
+           max_queue: int = MAX_QUEUE_QUESTIONS, **kwargs: Any) -> Any:
+    """Start the app and return it (blocking unless prevent_thread_lock=True is passed); with `token`, behind a
+    login form whose password is the token (any user name)."""
+    demo = build_app(answerer, max_queue=max_queue)
+    demo.launch(server_name=host, server_port=port, css=CSS, show_error=False, auth=login(token),
+                auth_message="medtune: the password is the server's token", **kwargs)
     return demo
 
 
-def launch(answerer: Answerer, host: str = "127.0.0.1", port: int = 7860, **kwargs: Any) -> Any:
-    """Start the app (blocking unless prevent_thread_lock=True is passed)."""
-    demo = build_app(answerer)
-    return demo.launch(server_name=host, server_port=port, css=CSS, show_error=True, **kwargs)
+def login(token: str | None) -> Any:
+    """Gradio's auth check for `token` (None: no login form)."""
+    if not token:
+        return None
+    import hmac
+
+    return lambda user, password: hmac.compare_digest(str(password).encode(), token.encode())

@@ -207,6 +207,11 @@ def _save_adapter(model: Any, tokenizer: Any, folder: Path) -> Path:
     return folder
 
 
+RESUME_REFUSED = ("method grpo does not resume: TRL's GRPOTrainer, resumed from a checkpoint, trains one step past "
+                  "max_steps, so the adapter would not be the run the recipe describes; start it again with "
+                  "another output_dir")
+
+
 def run_grpo(recipe: Any, resume: bool = False) -> dict:
     """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json). The set-up, the
     before/after scoring and the outputs are `medtune train`'s own steps (medtune.train.run). No resume."""
@@ -214,8 +219,8 @@ def run_grpo(recipe: Any, resume: bool = False) -> dict:
 
     steps.apply_env(recipe)  # before the first import of torch
     require_trl()
-    if resume:  # TRL resumes a GRPO checkpoint one step past max_steps here (a test showed it): not offered
-        raise MedtuneError("method grpo does not resume; start it again with another output_dir", field="--resume")
+    if resume:
+        raise MedtuneError(RESUME_REFUSED, field="--resume")
     from medtune.config import ConfigError
     from medtune.eval.compare import compare_runs, format_compare
     from medtune.runfolder import RunFolder

@@ -42,7 +42,7 @@ def run_train(recipe: Any, resume: bool = False) -> dict:
     apply_env(recipe)  # before the first import of torch, for every caller
     method = get_method(recipe.method)
     if method.run_function() is not None:  # a method that owns its whole run (grpo)
-        return method.run_function()(recipe)
+        return method.run_function()(recipe, resume=resume)
     t_start = time.perf_counter()
     run = RunFolder(recipe.output_dir)
     main = prepare_folder(run, recipe, resume)
