@@ -82,4 +82,24 @@ def build_trainer(recipe: Any, model: Any, tokenizer: Any, examples: list[dict],
         mt_letters=letters if t.balance_letters and letters is not None else None,
     )
     trainer.remove_callback(PrinterCallback)  # TerminalLog prints one readable line instead
+    check_engine(trainer)
     return trainer
+
+
+def check_engine(trainer: Any) -> None:
+    """A launcher's FSDP or DeepSpeed that accelerate did not engage stops the run: never a silent DDP run.
+    accelerate turns on FSDP only for accelerator process groups (CUDA, ROCm, XPU, NPU...); CPU processes
+    (gloo) stay MULTI_CPU, plain data parallel (accelerate/state.py, AcceleratorState)."""
+    import os
+
+    from medtune.errors import MedtuneError
+
+    asked = {"FSDP": ("ACCELERATE_USE_FSDP", trainer.is_fsdp_enabled),
+             "DeepSpeed": ("ACCELERATE_USE_DEEPSPEED", trainer.is_deepspeed_enabled)}
+    for name, (var, engaged) in asked.items():
+        if os.environ.get(var, "false").lower() == "true" and not engaged:
+            kind = str(trainer.accelerator.distributed_type).split(".")[-1]
+            raise MedtuneError(f"the accelerate config asks for {name}, but accelerate runs it only on GPUs and "
+                               f"these processes are {kind} (plain data parallel); on CPUs launch with torchrun "
+                               f"(docs/multinode.md), on GPUs this config works as is",
+                               field="distributed_type")
