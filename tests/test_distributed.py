@@ -171,6 +171,29 @@ def test_two_process_generative_eval_writes_what_one_process_writes(tmp_path, ti
     assert m1["results"] == m2["results"] and m2["manifest"]["processes"] == 2
 
 
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_zero_through_the_shipped_config_trains_as_ddp_does(stage, ddp, tmp_path, tiny_qwen3_dir,
+                                                                    sample_jsonl):
+    """`accelerate launch --config_file configs/accelerate/deepspeed-zero{2,3}.yaml -m medtune train`, two CPU
+    processes on DeepSpeed's CPU accelerator (gloo): the per-step losses and adapter of the DDP run, and
+    DeepSpeed's own checkpoint (under ZeRO-3, one partition of the weights per process)."""
+    pytest.importorskip("deepspeed")
+    cfg = recipe(tmp_path, "ddp", tiny_qwen3_dir, sample_jsonl)
+    proc = run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                f"configs/accelerate/deepspeed-zero{stage}.yaml", "--num_processes", "2", "--mixed_precision", "no",
+                "--main_process_port", str(free_port()), "-m", "medtune", "train", str(cfg)])
+    assert proc.stdout.count("wrote ") == 1
+    out = tmp_path / "ddp"
+    own = out / "checkpoints" / f"checkpoint-{STEPS}" / f"global_step{STEPS}"  # DeepSpeed's checkpoint
+    assert (own / "zero_pp_rank_1_mp_rank_00_optim_states.pt").is_file()
+    if stage == 3:
+        assert (own / "zero_pp_rank_1_mp_rank_00_model_states.pt").is_file()
+    assert losses(out) == pytest.approx(losses(ddp[0]), rel=1e-5)
+    a, b = adapter(out), adapter(ddp[0])
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+
+
 def test_the_fsdp_config_refuses_cpu_processes_instead_of_running_plain_ddp(tmp_path, tiny_qwen3_dir,
                                                                             sample_jsonl):
     """`accelerate launch --config_file configs/accelerate/fsdp.yaml -m medtune train ...` on CPUs: accelerate
