@@ -135,6 +135,17 @@ for g in "${groups[@]}"; do
     elif [ ! -d ../shared/data ]; then skip 3 vs-lm-eval "benchmarks/vs_lm_eval.py reads ../shared/data, absent here"
     else step 3 vs-lm-eval "$PY" benchmarks/vs_lm_eval.py "$OUT/gpu3-vs-lm-eval.json" --device $DEV; fi
     for pkg in flash_attn vllm; do has $pkg || skip 3 "$pkg" "$pkg is not installed; no step uses it without it"; done
+    # DeepSpeed ZeRO-2/3 through the shipped accelerate configs (untested elsewhere: docs/multinode.md)
+    NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+    for z in 2 3; do
+      if [ $DEV = cpu ]; then skip 3 "deepspeed-zero$z" "--smoke: the CPU run of these configs is tests/test_distributed.py"
+      elif ! has deepspeed; then skip 3 "deepspeed-zero$z" "deepspeed is not installed"
+      elif [ ! -f "${MEDTUNE_DS_MODEL:-/nonexistent}/config.json" ]; then
+        skip 3 "deepspeed-zero$z" "set MEDTUNE_DS_MODEL to a local model folder (medtune train loads real weights)"
+      else step 3 "deepspeed-zero$z" "$PY" -m accelerate.commands.launch --config_file \
+        configs/accelerate/deepspeed-zero$z.yaml --num_processes "$NGPU" -m medtune train $RECIPE "${DATA[@]}" \
+        model.name="$MEDTUNE_DS_MODEL" train.max_steps=10 train.save_steps=5 baseline_eval=false output_dir="$(mktemp -d)/run"; fi
+    done
     ;;
   esac
   printf '%s\n' "${STEPS[@]}" | grep "^$g|" | "$PY" benchmarks/gpu_summary.py "$OUT" "$g" "$smoke" \

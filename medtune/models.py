@@ -175,9 +175,66 @@ def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False) -> Any:
     return tok
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A model split across devices, CPU memory and disk by accelerate's big-model inference: the strategy
+    (`device_map`) and each device's budget (`max_memory`: GPU index, "cpu" or "mps" -> size)."""
+
+    device_map: str
+    max_memory: dict | None = None
+
+
+def placement(device_map: str | None, max_memory: list[str] | None = None) -> Placement | None:
+    """The Placement that --device-map and --max-memory describe (None: the whole model on one device)."""
+    if device_map is None:
+        if max_memory:
+            raise MedtuneError("--max-memory budgets a split model: give --device-map auto (or balanced) too",
+                               field="--max-memory")
+        return None
+    if device_map not in DEVICE_MAPS:
+        raise MedtuneError(f"unknown device map {device_map!r}{did_you_mean(device_map, DEVICE_MAPS)}; choose "
+                           f"{', '.join(DEVICE_MAPS)}", field="--device-map")
+    budget: dict = {}
+    for entry in max_memory or []:
+        key, _, size = entry.partition("=")
+        if not (key.isdigit() or key in ("cpu", "mps")) or not _SIZE.fullmatch(size.strip()):
+            raise MedtuneError(f"expected DEVICE=SIZE such as 0=70GiB, cpu=200GiB or mps=30GiB, got {entry!r}",
+                               field="--max-memory")
+        budget[int(key) if key.isdigit() else key] = size.strip()
+    return Placement(device_map, budget or None)
+
+
+def _offload_folder() -> str:
+    """A folder of this process's own for weights offloaded to disk, removed at exit."""
+    import atexit
+
+    root = cache_dir() / "offload"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def where(model: Any) -> str:
+    """How many of a split model's modules sit on each device, e.g. "cuda:0 14 · cpu 2 · disk 20"."""
+    counts: dict[str, int] = {}
+    if not getattr(model, "hf_device_map", None):
+        return f"all on {next(model.parameters()).device}"
+    for device in model.hf_device_map.values():
+        name = f"cuda:{device}" if isinstance(device, int) else str(device)
+        counts[name] = counts.get(name, 0) + 1
+    return " · ".join(f"{k} {n}" for k, n in counts.items())
+
+
 def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False,
-                   quantization_config: Any = None, attn_implementation: str | None = None) -> Any:
-    """The causal LM on the backend's device and dtype, with a PEFT adapter attached if given."""
+                   quantization_config: Any = None, attn_implementation: str | None = None,
+                   place: Placement | None = None) -> Any:
+    """The causal LM on the backend's device and dtype (or split per `place`), with a PEFT adapter attached
+    if given (folded in, unless the weights are split: offloaded weights cannot take it)."""
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": backend.torch_dtype(), "trust_remote_code": trust_remote_code}
@@ -185,13 +242,17 @@ def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trus
         kwargs["attn_implementation"] = attn_implementation
     if quantization_config is not None:
         kwargs.update(quantization_config=quantization_config, device_map={"": backend.device})
+    if place is not None:
+        kwargs.update(device_map=place.device_map, max_memory=place.max_memory, offload_folder=_offload_folder())
     model = _hub_call(ref, AutoModelForCausalLM.from_pretrained, ref.path, **kwargs)
+    if place is not None:
+        print(f"medtune: --device-map {place.device_map} placed the model's modules: {where(model)}", file=sys.stderr)
     if adapter:
         model = attach_adapter(model, adapter)
-    if quantization_config is None:
+    if quantization_config is None and place is None:
         model.to(backend.device)
     model.eval()
-    if adapter:
+    if adapter and place is None:
         merge_for_inference(model)
     return model
 
@@ -210,14 +271,17 @@ def merge_for_inference(model: Any) -> bool:
     return True
 
 
-def load_model(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False) -> Any:
+def load_model(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False,
+               place: Placement | None = None) -> Any:
     """An encoder (multiple-choice head) or a causal LM with its adapter, whichever `ref` is."""
     if model_kind(ref, trust_remote_code) == "encoder":
         if adapter:
             raise MedtuneError("encoders are fine-tuned whole (method multiple_choice): pass the run's model/ "
                                "folder as --model instead of an adapter", field="--adapter")
+        if place is not None:
+            raise MedtuneError("encoders load whole; --device-map splits causal LMs", field="--device-map")
         return load_encoder(ref, backend, trust_remote_code)
-    return load_causal_lm(ref, backend, adapter, trust_remote_code)
+    return load_causal_lm(ref, backend, adapter, trust_remote_code, place=place)
 
 
 def attach_adapter(model: Any, adapter: str) -> Any:

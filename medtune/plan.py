@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError, did_you_mean
+from medtune.parallel import on_gpus, per_gpu
 
 GIB = 2 ** 30
 GPUS = {  # name: (label, memory in GiB as the device reports it, bf16)
@@ -226,8 +228,6 @@ def load_config(model: str) -> tuple[dict, str]:
 
 def cpu_memory_gib() -> float | None:
     """Total RAM in GiB (Linux and macOS), or None."""
-    import os
-
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
     except (ValueError, OSError, AttributeError):
@@ -235,8 +235,8 @@ def cpu_memory_gib() -> float | None:
 
 
 def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ckpt: bool, r: int = 16,
-         labelled: int | None = None, layers: Any = None) -> dict:
-    """The planner's answer for one model, method and GPU, with the alternatives; `layers`: lora.layers."""
+         labelled: int | None = None, layers: Any = None, gpus: int = 1, strategy: str = "ddp") -> dict:
+    """The planner's answer for one model, method and GPU (one of `gpus`), with the alternatives."""
     if gpu not in GPUS:
         raise MedtuneError(f"unknown GPU {gpu!r}{did_you_mean(gpu, GPUS)}; choose from {', '.join(GPUS)}",
                            field="--gpu")
@@ -249,19 +249,18 @@ def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ck
         adapted = len(adapted_layers(layers, a.layers))
     mem = cpu_memory_gib() if gpu == "cpu" else None
     act_bytes = 4 if gpu == "cpu" else 2
-    est = estimate(a, method, gpu, batch=batch, seq_len=seq_len, grad_ckpt=grad_ckpt, r=r, act_bytes=act_bytes,
-                   memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled, adapted=adapted)
-    others = {}
+    others, ests = {}, {}
     for m in METHODS:
         for ck in (False, True):
-            e = estimate(a, m, gpu, batch=batch, seq_len=seq_len, grad_ckpt=ck, r=r, act_bytes=act_bytes,
-                         memory_gib=mem, runtime_gib=0.0 if gpu == "cpu" else 1.0, labelled=labelled, adapted=adapted)
+            e = ests[m, ck] = per_gpu(estimate(a, m, gpu, batch=batch, seq_len=seq_len, grad_ckpt=ck, r=r,
+                                               act_bytes=act_bytes, memory_gib=mem, runtime_gib=0.0 if gpu == "cpu"
+                                               else 1.0, labelled=labelled, adapted=adapted), gpus, strategy)
             others[f"{m}{' +ckpt' if ck else ''}"] = {"total_gib": e.total_gib, "fits": e.fits,
                                                        "max_batch": e.max_batch()}
-    fitting = [m for m in METHODS if others[m]["fits"]]
+    est, fitting = ests[method, grad_ckpt], [m for m in METHODS if others[m]["fits"]]
     return {"time": time_model(a, method, gpu, r, adapted), "model": model, "config": source,
             "architecture": a.__dict__, "parameters": count_parameters(a), "adapted_layers": adapted or a.layers,
-            "lora_r": r, "lora_parameters": lora_parameters(a, r, adapted=adapted),
+            "lora_r": r, "lora_parameters": lora_parameters(a, r, adapted=adapted), "gpus": gpus, "strategy": strategy,
             "estimate": est.to_dict(), "methods": others, "lightest_fitting_method": fitting[0] if fitting else None,
             "best_fitting_method": next((m for m in ("full", "lora", "dora", "qlora") if others[m]["fits"]), None)}
 
@@ -293,7 +292,7 @@ def format_plan(p: dict) -> str:
              f"{p['architecture']['layers']} layers, vocab {p['architecture']['vocab']:,}); "
              f"LoRA r={p.get('lora_r', 16)} all-linear{_on_layers(p)}: {p['lora_parameters'] / 1e6:.1f}M trainable",
              f"{e['method']} on {gpu[0]} ({e['memory_gib']:.0f} GiB), batch {e['batch']} x {e['seq_len']} tokens"
-             f"{', gradient checkpointing' if e['grad_ckpt'] else ''}:"]
+             f"{', gradient checkpointing' if e['grad_ckpt'] else ''}{on_gpus(p.get('gpus', 1), p.get('strategy'))}:"]
     for k, v in e["parts_gib"].items():
         lines.append(f"  {k:<16}{v:>8.2f} GiB")
     verdict = "fits" if e["fits"] else "does NOT fit"

@@ -114,6 +114,23 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A tiny random Qwen3ForCausalLM (real architecture: 2 layers, hidden 64) saved as a HF folder."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Qwen3Config(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=512,
+                      pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+                      tie_word_embeddings=False)
+    folder = tmp_path_factory.mktemp("tiny-qwen3")
+    Qwen3ForCausalLM(cfg).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_model_dir, sample_jsonl) -> Path:
     """A finished LoRA run of the tiny random Llama (baseline, adapter, final eval, compare): something to
     ask, serve, report and push. Its accuracies mean nothing; the machinery is what is tested."""

@@ -102,3 +102,24 @@ def test_plan_cli_and_table(tmp_path):
     cfg.write_text(json.dumps({"model_type": "mamba", "hidden_size": 8}))
     proc = run_cli("plan", "--model", str(tmp_path))
     assert proc.returncode == 2 and "model_type: model_type 'mamba' is not supported" in proc.stderr
+
+
+def test_sharded_strategies_divide_weights_and_state_by_the_gpus():
+    from medtune.plan import plan
+
+    kw = dict(batch=8, seq_len=512, grad_ckpt=False)
+    ddp = plan("qwen3-1.7b", "full", "h100", gpus=8, strategy="ddp", **kw)["estimate"]["parts_gib"]
+    one = plan("qwen3-1.7b", "full", "h100", **kw)["estimate"]["parts_gib"]
+    for strategy in ("fsdp", "zero3"):
+        got = plan("qwen3-1.7b", "full", "h100", gpus=8, strategy=strategy, **kw)["estimate"]["parts_gib"]
+        assert got["weights"] == pytest.approx(ddp["weights"] / 8)
+        assert got["trainable_state"] == pytest.approx(ddp["trainable_state"] / 8)
+        assert got["activations"] == ddp["activations"] and got["logits"] == ddp["logits"]
+    assert ddp == one  # data parallel replicates: each GPU holds what one GPU alone does
+
+
+def test_plan_names_an_unknown_strategy():
+    proc = run_cli("plan", "--model", "qwen3-1.7b", "--gpus", "2", "--strategy", "zero4")
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == ("medtune: error: --strategy: unknown strategy 'zero4' (did you mean 'zero3'?); "
+                                   "choose ddp, fsdp, zero3")

@@ -61,7 +61,8 @@ def add_answer_options(p: argparse.ArgumentParser) -> None:
                         "(greedy) and the letter is read from the reply")
     from medtune.eval.run import EvalConfig
 
-    add_fields(p, EvalConfig, ["device", "dtype", "trust_remote_code", "max_new_tokens", "thinking"])
+    add_fields(p, EvalConfig, ["device", "device_map", "max_memory", "dtype", "trust_remote_code", "max_new_tokens",
+                               "thinking"])
 
 
 def answerer(args: argparse.Namespace) -> Any:
@@ -76,5 +77,8 @@ def answerer(args: argparse.Namespace) -> Any:
     else:
         given = {k: getattr(args, k) for k in ("template", "scorer", "thinking") if getattr(args, k) is not None}
         source = Source(model=args.model, adapter=args.adapter, **given)  # Source's defaults otherwise
+    from medtune.models import placement
+
     return Answerer(source, device=args.device, dtype=setting(args, EvalConfig, "dtype"),
-                    trust_remote_code=setting(args, EvalConfig, "trust_remote_code"))
+                    trust_remote_code=setting(args, EvalConfig, "trust_remote_code"),
+                    place=placement(args.device_map, args.max_memory))

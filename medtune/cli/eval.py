@@ -11,7 +11,7 @@ from medtune.config import add_fields, given_fields
 from medtune.errors import MedtuneError
 
 EVAL_FIELDS = ["data", "model", "adapter", "out", "scorers", "template", "limit", "batch_size", "max_length",
-               "seed", "device", "dtype", "trust_remote_code", "max_new_tokens", "thinking", "progress"]
+               "seed", "device", "device_map", "max_memory", "dtype", "trust_remote_code", "max_new_tokens", "thinking", "progress"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_fields(p, LoraArgs, ["r"])
     p.add_argument("--gpu", default="h100", help="mi300x, mi325x, mi250, h100, h200, a100-40, a100-80, rx7900xtx, "
                                                 "rtx4090 or cpu")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs training together: the plan is per GPU")
+    p.add_argument("--strategy", default="ddp", help="ddp (weights and optimizer state on every GPU), fsdp or "
+                                                     "zero3 (both sharded across the GPUs)")
     p.add_argument("--table", action="store_true", help="methods x GPUs: the largest micro-batch that fits")
     p.add_argument("--json", action="store_true")
 
@@ -83,6 +86,6 @@ def main(args: argparse.Namespace) -> int:
         print(table(r.model.name, **shape))
         return 0
     result = plan(r.model.name, r.method, args.gpu, r=r.lora.r, labelled=labelled_positions(r), layers=r.lora.layers,
-                  **shape)
+                  gpus=args.gpus, strategy=args.strategy, **shape)
     print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0 if result["estimate"]["fits"] else 1

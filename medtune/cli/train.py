@@ -26,5 +26,6 @@ def main(args: argparse.Namespace) -> int:
     from medtune.train.run import run_train  # imports no torch: run_train sets recipe.env first
 
     summary = run_train(recipe, resume=args.resume)
-    print(f"wrote {summary['output']} · run folder {recipe.output_dir} · {summary['total_seconds']:.0f} s")
+    if "total_seconds" in summary:  # the first process's summary; the others trained in step and return theirs
+        print(f"wrote {summary['output']} · run folder {recipe.output_dir} · {summary['total_seconds']:.0f} s")
     return 0

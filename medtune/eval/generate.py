@@ -119,8 +119,10 @@ def _vllm_texts(model: Any, prompts: list[str], max_new_tokens: int, eos: list[i
 
 def generate_answers(model: Any, tokenizer: Any, items: Sequence[MCQItem], *, max_new_tokens: int = 256,
                      thinking: bool = False, batch_size: int = 8, device: str = "cpu", progress: Any = None,
-                     backend: str = "hf") -> list[Generated]:
-    """Greedy generation for every question (batched by prompt length), with the option read from each."""
+                     backend: str = "hf", processes: tuple[int, int] = (0, 1)) -> list[Generated]:
+    """Greedy generation for every question (batched by prompt length), with the option read from each.
+    `processes=(rank, world)`: each process of a launcher's group generates its share of the batches and
+    all get every answer back."""
     if max_new_tokens < 1:
         raise MedtuneError(f"must be at least 1, got {max_new_tokens}", field="--max-new-tokens")
     if backend not in ("hf", "vllm"):
@@ -129,27 +131,38 @@ def generate_answers(model: Any, tokenizer: Any, items: Sequence[MCQItem], *, ma
     eos = stop_ids(model, tokenizer)
     with _bar(progress, len(items)) as bar:
         new = _generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, eos=eos,
-                            batch_size=batch_size, device=device, progress=bar, backend=backend)
+                            batch_size=batch_size, device=device, progress=bar, backend=backend,
+                            processes=processes)
     return [_read(tokenizer, it, p, ids) for it, p, ids in zip(items, prompts, new)]
 
 
 def _generate_ids(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int, eos: list[int],
-                  batch_size: int, device: str, progress: Any, backend: str) -> list[list[int]]:
-    """The new token ids per prompt, in the prompts' order."""
+                  batch_size: int, device: str, progress: Any, backend: str,
+                  processes: tuple[int, int] = (0, 1)) -> list[list[int]]:
+    """The new token ids per prompt, in the prompts' order. Process `rank` of `world` generates every
+    world-th batch of the one-process order, so each batch, and so each answer, is the one a single
+    process would generate."""
     if backend == "vllm":
         new = _vllm_texts(model, prompts, max_new_tokens, eos)
         progress.update(len(prompts))
         return new
     encoded = [_encode(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
-    new = [[] for _ in prompts]
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    rank, world = processes
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    mine: list[tuple[int, list[int]]] = []
+    for idx in batches[rank::world]:
         got = _hf_generate(model, tokenizer, [encoded[i] for i in idx], max_new_tokens=max_new_tokens,
                            eos=eos, device=device)
-        for i, row in zip(idx, got):
-            new[i] = row
+        mine.extend(zip(idx, got))
         progress.update(len(idx))
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        mine = gather_object(mine)
+    new: list[list[int]] = [[] for _ in prompts]
+    for i, row in mine:
+        new[i] = row
     return new
 
 
@@ -184,12 +197,14 @@ def one_hot_scores(index: int | None, n_options: int) -> list[float]:
 
 def score_generate(model: Any, tokenizer: Any, items: Sequence[MCQItem], template: Any = None, *,
                    batch_size: int = 8, device: str = "cpu", progress: Any = None, max_new_tokens: int = 256,
-                   thinking: bool = False, backend: str = "hf") -> ScorerOutput:
+                   thinking: bool = False, backend: str = "hf",
+                   processes: tuple[int, int] = (0, 1)) -> ScorerOutput:
     """The `generate` scorer: the option each generation names (None: unparseable, counted wrong), the raw
     generations for predictions.jsonl and the unparseable count and rate for metrics.json. The prompt is
     the generative one (`generative_prompt`) whatever `template` is."""
     gens = generate_answers(model, tokenizer, items, max_new_tokens=max_new_tokens, thinking=thinking,
-                            batch_size=batch_size, device=device, progress=progress, backend=backend)
+                            batch_size=batch_size, device=device, progress=progress, backend=backend,
+                            processes=processes)
     n = len(gens)
     unparseable = sum(g.index is None for g in gens)
     hit_limit = sum(g.n_new_tokens >= max_new_tokens for g in gens)

@@ -12,6 +12,7 @@ from medtune.config import opt
 from medtune.data.schema import MCQItem
 from medtune.errors import MedtuneError
 from medtune.eval.scorers import SCORERS, ScorerOptions, ScorerOutput, get_scorer
+from medtune.models import placement
 
 # the result names each scorer reports ("choice": an encoder's multiple-choice head)
 RESULTS = {name: s.results for name, s in SCORERS.items()}
@@ -33,6 +34,11 @@ class EvalConfig:
                                        "(default: the model's)")
     seed: int = opt(0, "random seed")
     device: str | None = opt(None, "cpu, cuda, cuda:N, mps (default: the best available)")
+    device_map: str | None = opt(None, "split a model larger than one device across the GPUs, CPU memory and "
+                                       "disk (accelerate big-model inference): auto, balanced, balanced_low_0, "
+                                       "sequential")
+    max_memory: list[str] = opt([], "with --device-map: each device's budget, e.g. 0=70GiB 1=70GiB cpu=200GiB "
+                                    "(what does not fit goes to disk)")
     dtype: str = opt("auto", "weights' precision: auto, bf16, fp16 or fp32 (as train.precision spells them)")
     trust_remote_code: bool = opt(False, "allow the model's own Python code from the Hub")
     progress: bool = opt(True, "show a progress bar")
@@ -51,6 +57,7 @@ class EvalConfig:
             raise MedtuneError(f"must be at least 1, got {self.batch_size}", field="--batch-size")
         if self.max_new_tokens < 1:
             raise MedtuneError(f"must be at least 1, got {self.max_new_tokens}", field="--max-new-tokens")
+        placement(self.device_map, self.max_memory)
 
 
 def run_scorer(model: Any, tokenizer: Any, items: Sequence[MCQItem], scorer: str, template: Any, *,
@@ -108,7 +115,8 @@ def load_for_eval(cfg: EvalConfig, model: Any = None, tokenizer: Any = None, qui
     if tokenizer is None:
         tokenizer = load_tokenizer(ref, cfg.trust_remote_code)
     if model is None:
-        model = load_model(ref, backend, cfg.adapter, cfg.trust_remote_code)
+        model = load_model(ref, backend, cfg.adapter, cfg.trust_remote_code,
+                           place=placement(cfg.device_map, cfg.max_memory))
     return Loaded(model, tokenizer, ref, backend, time.perf_counter() - t_load)
 
 

@@ -16,7 +16,7 @@ The contract every scorer returns (`ScorerOutput`, defined in `medtune.eval.outp
   "questions": the questions' own tokens}, when the scorer counts them.
 
 The generative scorer lives in `medtune.eval.generate.score_generate(model, tokenizer, items,
-template, *, batch_size, device, progress, max_new_tokens, thinking) -> ScorerOutput`, imported only
+template, *, batch_size, device, progress, max_new_tokens, thinking, processes) -> ScorerOutput`, imported only
 when `--scorer generate` is asked for.
 """
 
@@ -86,7 +86,8 @@ def run_generate(model: Any, tokenizer: Any, items: Sequence[MCQItem], template:
     """The `generate` entry: medtune.eval.generate.score_generate with the generation options."""
     score_generate = getattr(importlib.import_module("medtune.eval.generate"), "score_generate")
     return score_generate(model, tokenizer, items, template, batch_size=batch_size, device=device,
-                          progress=progress, max_new_tokens=options.max_new_tokens, thinking=options.thinking)
+                          progress=progress, max_new_tokens=options.max_new_tokens, thinking=options.thinking,
+                          processes=processes)
 
 
 SCORERS: dict[str, Scorer] = {s.name: s for s in (

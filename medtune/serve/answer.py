@@ -126,7 +126,7 @@ class Answerer:
     """A loaded model that answers questions; thread-safe (one forward pass at a time)."""
 
     def __init__(self, source: Source, *, device: str | None = None, dtype: str = "auto",
-                 batch_size: int | None = None, trust_remote_code: bool = False):
+                 batch_size: int | None = None, trust_remote_code: bool = False, place: Any = None):
         from medtune.backend import default_batch_size, select_backend
         from medtune.data.prompts import resolve_template
         from medtune.eval.choice import is_multiple_choice
@@ -139,7 +139,7 @@ class Answerer:
         self.backend = select_backend(device, dtype)
         self.ref = resolve_model(source.model)
         self.tokenizer = load_tokenizer(self.ref, trust_remote_code)
-        self.model = load_model(self.ref, self.backend, source.adapter, trust_remote_code)
+        self.model = load_model(self.ref, self.backend, source.adapter, trust_remote_code, place=place)
         self.is_encoder = is_multiple_choice(self.model)
         if self.is_encoder and source.scorer == "generate":
             raise MedtuneError(f"{self.ref.name} is an encoder with a multiple-choice head: it scores options but "

@@ -82,4 +82,21 @@ def build_trainer(recipe: Any, model: Any, tokenizer: Any, examples: list[dict],
         mt_letters=letters if t.balance_letters and letters is not None else None,
     )
     trainer.remove_callback(PrinterCallback)  # TerminalLog prints one readable line instead
+    check_engine(trainer)
     return trainer
+
+
+def check_engine(trainer: Any) -> None:
+    """A launcher's FSDP that accelerate did not engage stops the run: never a silent DDP run under an FSDP
+    config. accelerate turns FSDP on only for accelerator process groups (CUDA, ROCm, XPU, NPU...); CPU
+    processes (gloo) stay MULTI_CPU, plain data parallel (accelerate/state.py, AcceleratorState). DeepSpeed
+    does engage on CPUs (its CPU accelerator)."""
+    import os
+
+    from medtune.errors import MedtuneError
+
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not trainer.is_fsdp_enabled:
+        kind = str(trainer.accelerator.distributed_type).split(".")[-1]
+        raise MedtuneError(f"the accelerate config asks for FSDP, but accelerate runs it only on GPUs and these "
+                           f"processes are {kind} (plain data parallel); on CPUs launch with torchrun "
+                           f"(docs/multinode.md), on GPUs this config works as is", field="distributed_type")

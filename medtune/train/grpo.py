@@ -162,6 +162,7 @@ def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: An
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
 
+    from medtune.train.build import check_engine
     from medtune.train.report import tensorboard_callback
     from medtune.train.rewards import reward_functions
 
@@ -176,6 +177,7 @@ def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: An
         callbacks=[c for c in (tensorboard_callback(run.tensorboard), log) if c is not None],
         mt_precision_hint=hint)
     trainer.remove_callback(PrinterCallback)  # the GrpoLog line instead
+    check_engine(trainer)
     return trainer
 
 
@@ -195,13 +197,15 @@ def start_policy(model: Any, recipe: Any, g: GrpoArgs) -> Any:
                            field="grpo.from_adapter") from None
 
 
-def _save_adapter(model: Any, tokenizer: Any, folder: Path) -> Path:
-    """The trained adapter alone (not TRL's frozen reference copy), atomically; the copy is then dropped."""
+def _save_adapter(model: Any, tokenizer: Any, folder: Path, write: bool = True) -> Path:
+    """The trained adapter alone (not TRL's frozen reference copy), atomically where `write` (the first
+    process); the copy is then dropped in every process."""
     from medtune.io import replace_dir
 
-    with replace_dir(folder) as staging:
-        model.save_pretrained(staging, selected_adapters=["default"])
-        tokenizer.save_pretrained(staging)
+    if write:
+        with replace_dir(folder) as staging:
+            model.save_pretrained(staging, selected_adapters=["default"])
+            tokenizer.save_pretrained(staging)
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")
     return folder
@@ -247,17 +251,18 @@ def run_grpo(recipe: Any, resume: bool = False) -> dict:
           f"{' · from ' + g.from_adapter if g.from_adapter else ''} · {why}", flush=True)
 
     # --- the starting policy scored by the generate scorer, GRPO, the adapter saved ---------------
-    baseline = steps.score_baseline(s, run, resume) if recipe.baseline_eval and main else None
+    baseline = steps.score_baseline(s, run, resume) if recipe.baseline_eval else None  # each process a share
     trainer = build_trainer(recipe, run, s.model, s.tokenizer, dataset, s.precision, s.backend,
                             use_vllm=gen == "vllm")
     trainable, total = trainable_parameters(trainer.model)
     result, train_s = steps.train(trainer, run, resume)
+    saved = _save_adapter(trainer.model, s.tokenizer, run.adapter, write=main)
+    trainer.accelerator.wait_for_everyone()
+
+    # --- the trained policy scored the same way (each process a share); McNemar; the summary -------
+    final = steps.score_final(trainer.model, s, run, saved)
     if not main:
         return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(run)}
-    saved = _save_adapter(trainer.model, s.tokenizer, run.adapter)
-
-    # --- the trained policy scored the same way; McNemar; the summary ------------------------------
-    final = steps.score_final(trainer.model, s, run, saved)
     comparison = None
     if baseline is not None:
         comparison = compare_runs(str(run.baseline), str(run.final), out=str(run))

@@ -47,17 +47,22 @@ def run_train(recipe: Any, resume: bool = False) -> dict:
     run = RunFolder(recipe.output_dir)
     main = prepare_folder(run, recipe, resume)
     s = set_up(recipe, method)
-    baseline = score_baseline(s, run, resume) if recipe.baseline_eval and main else None
+    baseline = score_baseline(s, run, resume) if recipe.baseline_eval else None  # each process scores a share
     trainer, examples = make_trainer(recipe, s, run)
     result, train_s = train(trainer, run, resume)
-    if not main:
-        return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(run)}
     saved = save_trained(trainer, s, run)
     final = score_final(trainer.model, s, run, saved)
+    if not main:
+        return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(run)}
     summary = summarize(recipe, s, run, baseline, final, trainer, result, examples, saved,
                         train_s=train_s, total_s=time.perf_counter() - t_start)
     write_outputs(recipe, s, run, summary)
     return summary
+
+
+def first_process() -> bool:
+    """Whether this is the process that writes and prints (rank 0 under accelerate launch / torchrun)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def apply_env(recipe: Any) -> None:
@@ -81,7 +86,7 @@ def prepare_folder(run: RunFolder, recipe: Any, resume: bool) -> bool:
     """Check resume/overwrite, write recipe.yaml, seed; returns whether this process is rank 0."""
     from transformers import set_seed
 
-    main = int(os.environ.get("RANK", "0")) == 0  # under accelerate launch / torchrun, rank 0 scores and writes
+    main = first_process()
     if resume:
         _check_resume(run, recipe)
     elif run.has_checkpoints():
@@ -132,7 +137,7 @@ def set_up(recipe: Any, method: Method) -> Setup:
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
                           batch_size=default_batch_size(backend),
-                          progress=sys.stderr.isatty(), distributed=False)  # rank 0 alone scores
+                          progress=sys.stderr.isatty())  # under a launcher, every process scores a share
     return Setup(method, backend, precision, questions, ref, tokenizer, template, model, eval_cfg)
 
 
@@ -169,7 +174,8 @@ def score_baseline(s: Setup, run: RunFolder, resume: bool) -> dict:
     if resume and run.baseline.metrics.is_file():
         return run.read_json(run.baseline.metrics)
     baseline = score(s, run.baseline, s.model)
-    print(format_table(baseline, "before training:"), flush=True)
+    if first_process():
+        print(format_table(baseline, "before training:"), flush=True)
     return baseline
 
 
@@ -193,10 +199,10 @@ def make_trainer(recipe: Any, s: Setup, run: RunFolder) -> tuple[Any, list[dict]
 
 def train(trainer: Any, run: RunFolder, resume: bool) -> tuple[Any, float]:
     """trainer.train(), from the last complete checkpoint when resuming; returns (result, seconds)."""
-    from medtune.train.trainer import last_complete_checkpoint
+    from medtune.train.trainer import resume_checkpoint
 
-    ckpt = last_complete_checkpoint(run.checkpoints) if resume else None
-    if resume:
+    ckpt = resume_checkpoint(trainer, run.checkpoints) if resume else None
+    if resume and first_process():
         print(f"resuming from {ckpt}" if ckpt else "no complete checkpoint yet: starting from step 0", flush=True)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
@@ -204,13 +210,16 @@ def train(trainer: Any, run: RunFolder, resume: bool) -> tuple[Any, float]:
 
 
 def save_trained(trainer: Any, s: Setup, run: RunFolder) -> Any:
-    """The adapter (or the whole model) and the tokenizer, written atomically."""
+    """The adapter (or the whole model) and the tokenizer, written atomically by the first process; the
+    others wait for it (they score the saved result's share next)."""
     from medtune.io import replace_dir
 
     folder = run.trained(s.method.saves == "model")
-    with replace_dir(folder) as staging:
-        trainer.model.save_pretrained(staging)
-        s.tokenizer.save_pretrained(staging)
+    if first_process():
+        with replace_dir(folder) as staging:
+            trainer.model.save_pretrained(staging)
+            s.tokenizer.save_pretrained(staging)
+    trainer.accelerator.wait_for_everyone()
     return folder
 
 
@@ -227,7 +236,8 @@ def score_final(model: Any, s: Setup, run: RunFolder, saved: Any) -> dict:
     merged = next(model.parameters()).dtype == torch.float32 and merge_for_inference(model)
     trained = {"adapter": str(saved)} if saved.name == "adapter" else {"model": str(saved)}  # the manifest hashes it
     final = score(s, run.final, model, merged=merged, cfg=trained)
-    print(format_table(final, "after training:"), flush=True)
+    if first_process():
+        print(format_table(final, "after training:"), flush=True)
     return final
 
 

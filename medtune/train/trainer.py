@@ -180,8 +180,18 @@ class MedtuneTrainer(Trainer):
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
         folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-        if folder.is_dir():  # written last: a checkpoint without it was interrupted
+        self.accelerator.wait_for_everyone()  # every process has written its part (rng state, shards)
+        if self.args.should_save and folder.is_dir():  # the first process alone, last: without it, interrupted
             atomic_write_json(folder / COMPLETE, {"step": self.state.global_step, "time": time.time()})
+
+
+def resume_checkpoint(trainer: Any, folder: Path) -> Path | None:
+    """The checkpoint every process resumes from: the first process sets interrupted ones aside, then,
+    after a barrier, all read the newest complete one (no process renames while another reads)."""
+    if trainer.is_world_process_zero():
+        last_complete_checkpoint(folder)
+    trainer.accelerator.wait_for_everyone()
+    return last_complete_checkpoint(folder, quarantine=False)
 
 
 def last_complete_checkpoint(folder: Path, quarantine: bool = True) -> Path | None:
