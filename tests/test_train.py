@@ -302,6 +302,8 @@ def test_encoder_multiple_choice_recipe(tmp_path):
     assert (out / "model" / "model.safetensors").is_file() and (out / "final" / "metrics.json").is_file()
     final = json.loads((out / "final" / "metrics.json").read_text())
     assert set(final["results"]) == {"choice"} and final["n_questions"] == 40
+    assert final["confidence"]["fitted_on"] == {"source": "training run selection split", "n": 24,
+                                                "ids": final["confidence"]["fitted_on"]["ids"]}
     state = json.loads((out / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
     during = [h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h]
     assert len(during) == 1 and during[0] in [k / 24 for k in range(25)]  # on the 24 selection questions
@@ -372,6 +374,8 @@ def test_other_methods_train_and_keep_the_best_checkpoint(tmp_path, tiny_model_d
     best_step = max(sorted(accs), key=lambda s: accs[s])  # ties: the earliest
     assert summary["best_checkpoint"].endswith(f"checkpoint-{best_step}")
     assert summary["split"]["selection"]["size"] > 0  # accuracy during training is on the selection split
+    conf = json.loads((out / "final" / "metrics.json").read_text())["confidence"]  # and the temperature
+    assert conf["fitted_on"]["n"] == summary["split"]["selection"]["size"] and conf["temperature"] > 0
     from safetensors.torch import load_file
 
     name = "model.safetensors" if saved == "model" else "adapter_model.safetensors"

@@ -180,7 +180,8 @@ def lines(metrics: dict) -> list[str]:
         out.append(f"debias {d['method']}: prior from {len(d['prior_ids'])} questions ({d['fraction']:.0%}, seed "
                    f"{d['seed']}, excluded below): {prior}")
         m = r["mcnemar"]
-        out.append(f"  on the other {r['n']}: raw {r['raw']['accuracy']:.3f} → debiased {r['debiased']['accuracy']:.3f}"
+        raw, new = r["raw"]["accuracy"], r["debiased"]["accuracy"]
+        out.append(f"  on the other {r['n']}: raw {raw:.3f} → debiased {new:.3f}"
                    f" (McNemar p={m['p_value']:.3g}, {m['a_only']} raw-only / {m['b_only']} debiased-only) · RStd "
                    f"{r['raw']['bias']['rstd']:.1%} → {r['debiased']['bias']['rstd']:.1%} · letters "
                    + " ".join(f"{k} {v:.0%}" for k, v in r["debiased"]["predicted_letters"].items()))
