@@ -170,3 +170,26 @@ def test_unrotated_pass_equals_a_plain_eval(tmp_path, tiny_model_dir, sample_jso
     assert conf["reported_set"]["after"]["nll"] <= conf["reported_set"]["before"]["nll"] + 1e-9  # same questions
     with pytest.raises(MedtuneError, match="40 calibration questions are also reported"):
         run("overlap", calibrate_on=str(sample_jsonl))
+    # compare reports both runs' bias; the report draws orders, bias bars and risk-coverage
+    from medtune.eval.compare import compare_runs, format_compare
+    from medtune.eval.report import build_report
+
+    c = compare_runs(str(tmp_path / "plain"), str(tmp_path / "perm"))
+    assert c["rows"][0]["base"]["bias"] == c["rows"][0]["new"]["bias"] == plain["results"]["letter"]["bias"]
+    b = plain["results"]["letter"]["bias"]
+    assert f"selection bias (letter): RStd {b['rstd']:.1%} → {b['rstd']:.1%}" in format_compare(c)
+    page = build_report(str(tmp_path / "perm")).read_text()
+    for caption in ("Accuracy per option order", "Selection bias: recall per gold letter", "Risk-coverage"):
+        assert f"<figcaption>{caption}</figcaption>" in page
+    assert all((tmp_path / "perm" / "report" / f).is_file() for f in ("orders.png", "bias.png", "risk_coverage.png"))
+
+
+def test_demo_prints_letters_and_rstd_before_and_after():
+    from medtune.demo import bias_line
+
+    row = {"base": {"bias": {"rstd": 0.3}}, "new": {"bias": {"rstd": 0.125}}}
+    summary = {"compare": {"rows": [row]}, "letters": {"gold": {"A": 0.5, "B": 0.5}, "before": {"A": 0.9, "B": 0.1},
+                                                         "after": {"A": 0.6, "B": 0.4}}}
+    assert bias_line(summary) == ("Letters answered: before A 90% B 10% · after A 60% B 40%; selection bias (RStd) "
+                                  "30.0% -> 12.5%.")
+    assert bias_line({"compare": None}) is None

@@ -131,6 +131,7 @@ def set_up(recipe: Any, method: Method) -> Setup:
                                quantization_config=q_cfg, attn_implementation=methods.attention_for(recipe, backend))
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
+                          permute=recipe.train.eval_permute,
                           batch_size=default_batch_size(backend),
                           progress=sys.stderr.isatty(), distributed=False)  # rank 0 alone scores
     return Setup(method, backend, precision, questions, ref, tokenizer, template, model, eval_cfg)
