@@ -348,6 +348,7 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "before training:" in proc.stdout and "after training:" in proc.stdout
     assert "McNemar p" in proc.stdout and "pipeline check, not a clinical result" in proc.stdout
+    assert "; selection bias (RStd) " in proc.stdout and "Letters answered: before A " in proc.stdout
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "metrics.json").read_text())["eval_questions"] == 12
 
