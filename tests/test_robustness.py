@@ -165,6 +165,12 @@ def test_unrotated_pass_equals_a_plain_eval(tmp_path, tiny_model_dir, sample_jso
     assert [o["n"] for o in p["per_order"]] == [40, 40, 40, 26, 13]  # 3-, 4- and 5-option questions
     assert perm["manifest"]["debias"]["prior_ids"] == perm["debias"]["prior_ids"] and \
         len(perm["debias"]["prior_ids"]) == 2 and perm["debias"]["results"]["letter"]["n"] == 38
+    from medtune.eval.run import format_table
+
+    text = format_table(perm)
+    assert "option orders (cyclic, 5): accuracy per order " in text
+    assert "debias pride: prior from 2 questions (5%, seed 0, excluded below): " in text
+    assert f"temperature {perm['confidence']['temperature']:.3f} fitted on 40 questions ({other}): ECE " in text
     conf = perm["confidence"]
     assert conf["fitted_on"]["n"] == 40 and conf["temperature"] > 0 and len(conf["risk_coverage"]["curve"]) == 40
     assert conf["reported_set"]["after"]["nll"] <= conf["reported_set"]["before"]["nll"] + 1e-9  # same questions

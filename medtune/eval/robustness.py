@@ -176,7 +176,9 @@ def lines(metrics: dict) -> list[str]:
     d = metrics.get("debias")
     r = (d or {}).get("results", {}).get(primary)
     if r:
-        prior = " ".join(f"{LETTERS[i]} {v:.0%}" for n, ps in d["prior"][primary].items() for i, v in enumerate(ps))
+        by_n = d["prior"][primary]
+        prior = " · ".join((f"{n} options: " if len(by_n) > 1 else "") + " ".join(
+            f"{LETTERS[i]} {v:.0%}" for i, v in enumerate(ps)) for n, ps in by_n.items())
         out.append(f"debias {d['method']}: prior from {len(d['prior_ids'])} questions ({d['fraction']:.0%}, seed "
                    f"{d['seed']}, excluded below): {prior}")
         m = r["mcnemar"]
