@@ -47,6 +47,17 @@ def collapse_note(summary: dict, limit: float = 0.5) -> str | None:
             f"answers are {letter!r}): it learned the answer format more than the questions.")
 
 
+def bias_line(summary: dict) -> str | None:
+    """The letters answered before and after and the selection bias (RStd: spread of per-letter recall)."""
+    row = ((summary.get("compare") or {}).get("rows") or [None])[0]
+    letters = summary.get("letters") or {}
+    if not row or not row["base"].get("bias") or not row["new"].get("bias"):
+        return None
+    dist = {k: " ".join(f"{a} {v:.0%}" for a, v in (letters.get(k) or {}).items()) for k in ("before", "after")}
+    return (f"Letters answered: before {dist['before']} · after {dist['after']}; selection bias (RStd) "
+            f"{row['base']['bias']['rstd']:.1%} -> {row['new']['bias']['rstd']:.1%}.")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Train and evaluate per configs/demo-cpu.yaml (with any key=value overrides), then sum up."""
     from medtune.io import MARKER, mark_folder, remove_made_folder
@@ -65,6 +76,9 @@ def run_demo(args: argparse.Namespace) -> int:
     summary = run_train(recipe)
     print()
     print(verdict(summary))
+    line = bias_line(summary)
+    if line:
+        print(line)
     note = collapse_note(summary)
     if note:
         print(note)

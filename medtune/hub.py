@@ -98,6 +98,14 @@ def build_card(info: dict, repo: str, base_model: str | None = None, license: st
             dataset_split="held-out", metric_type="accuracy", metric_value=round(r["accuracy"], 4),
             metric_name=f"accuracy, {name} scorer (95% CI {lo:.3f}-{hi:.3f})",
             verified=False))
+        avg = ((final.get("permutation") or {}).get(name) or {}).get("averaged")
+        if avg:  # option-order robust: the option probabilities averaged over every order, mapped back
+            results.append(EvalResult(
+                task_type="multiple-choice", task_name="Multiple-choice question answering",
+                dataset_type=bench[0], dataset_name=f"{bench[1]} ({summary.get('eval_questions')} held-out questions)",
+                dataset_split="held-out", metric_type="accuracy", metric_value=round(avg["accuracy"], 4),
+                metric_name=f"permutation-averaged accuracy, {name} scorer, {final['permutation']['spec']} orders "
+                            f"(95% CI {avg['ci95'][0]:.3f}-{avg['ci95'][1]:.3f})", verified=False))
     method = summary.get("method")
     tags = ["medtune", "medical", "clinical", "multiple-choice"] + ([method] if method else []) + \
         (["peft", "lora"] if info["is_adapter"] and method != "lora" else [])

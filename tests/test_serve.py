@@ -56,6 +56,23 @@ def test_ask_flags_and_human_output(tiny_run, questions):
     assert "not medical advice" in proc.stderr
 
 
+def test_ask_abstains_below_the_threshold(tiny_run, questions, tmp_path):
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("".join(json.dumps(q) + "\n" for q in questions[:3]))
+    proc = run_cli("ask", "--run", str(tiny_run), "--file", str(qfile), "--json", "--abstain-below", "0.999")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for got in json.loads(proc.stdout)["answers"]:
+        assert got["confidence"] == pytest.approx(max(got["probabilities"].values()))  # no temperature fitted
+        assert got["abstain"] is True and got["abstain_reason"] == \
+            f"confidence {got['confidence']:.1%} is below the threshold 99.9%"
+    from medtune.serve.answer import Question, format_answer
+
+    text = format_answer(Question("Which?", ["x", "y"]), {"answer": "B", "answer_text": "y", "abstain": True,
+                                                          "probabilities": {"A": 0.45, "B": 0.55},
+                                                          "abstain_reason": got["abstain_reason"]})
+    assert text.startswith(f"abstain: {got['abstain_reason']}; the model's pick would be B. y\n")
+
+
 @pytest.mark.parametrize("args, message", [
     (["-q", "Which?", "-o", "only one"], "medtune: error: question.options: 1 options; give 2 to 10"),
     (["-q", "  ", "-o", "a", "-o", "b"], "medtune: error: question.question: must be a non-empty string"),
@@ -117,6 +134,19 @@ def test_api_answers_one_and_many_like_ask(client, answerer, questions):
     assert [a["id"] for a in got] == [q["id"] for q in questions]
     for g, d in zip(got, direct):
         assert g["answer"] == d["answer"] and g["probabilities"] == pytest.approx(d["probabilities"], abs=1e-6)
+
+
+def test_api_says_abstain_below_the_threshold(client, answerer, questions):
+    body = {"question": questions[0]["question"], "options": questions[0]["options"]}
+    plain = client.post("/v1/answer", json=body).json()["answers"][0]
+    assert plain["abstain"] is False and plain["abstain_reason"] is None and 0 < plain["confidence"] <= 1
+    answerer.source.abstain_below = 0.999
+    try:
+        got = client.post("/v1/answer", json=body).json()["answers"][0]
+    finally:
+        answerer.source.abstain_below = None
+    assert got["abstain"] is True and got["answer"] == plain["answer"]
+    assert got["abstain_reason"] == f"confidence {plain['confidence']:.1%} is below the threshold 99.9%"
 
 
 @pytest.mark.parametrize("body, error", [
@@ -347,6 +377,10 @@ class _Thinker:
                 "scorer": "generate", "thinking": True, "template": "chat", "medtune": "test", "notice": "n"}
 
     def answer(self, questions, explain=False, max_new_tokens=None):
+        if questions[0].question.startswith("Unsure"):  # a scored answer below the abstention threshold
+            return [{"answer": "A", "answer_text": "Radial nerve", "index": 0, "scorer": "letter",
+                     "probabilities": {"A": 0.4, "B": 0.3, "C": 0.2, "D": 0.1}, "confidence": 0.4, "abstain": True,
+                     "abstain_reason": "confidence 40.0% is below the threshold 60.0%"}]
         return [dict(GENERATED, reasoning="The deltoid abducts the arm.\nIts nerve: the axillary nerve.")
                 for _ in questions]
 
@@ -380,6 +414,12 @@ def test_app_in_a_real_browser_shows_generated_reasoning_collapsed():
             page.locator("#medtune-answer details.mt-reasoning summary").click()
             reasoning.wait_for(state="visible", timeout=10_000)
             assert reasoning.inner_text() == "The deltoid abducts the arm.\nIts nerve: the axillary nerve."
+            page.locator("#medtune-question textarea").fill("Unsure: which nerve supplies the deltoid?")
+            page.locator("#medtune-go").click()
+            page.wait_for_selector("#medtune-abstain", timeout=60_000)
+            assert page.locator("#medtune-answer").get_attribute("data-abstain") == "true"
+            assert page.locator("#medtune-abstain").inner_text() == \
+                "Abstain: confidence 40.0% is below the threshold 60.0%"
             browser.close()
     finally:
         demo.close()

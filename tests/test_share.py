@@ -184,6 +184,16 @@ class FakeHub(BaseHTTPRequestHandler):
         return self._json({"error": f"unexpected {self.path}"}, 404)
 
 
+def test_card_model_index_gains_the_permutation_averaged_accuracy(tiny_run):
+    from medtune.hub import build_card, run_info
+
+    info = run_info(str(tiny_run))
+    info["final"]["permutation"] = {"spec": "cyclic", "letter": {"averaged": {"accuracy": 0.31234, "ci95": [0.2, 0.4]}}}
+    card = str(build_card(info, "me/tiny"))
+    assert "value: 0.3123" in card
+    assert "name: permutation-averaged accuracy, letter scorer, cyclic orders (95% CI 0.200-0.400)" in card
+
+
 @pytest.fixture
 def fake_hub():
     """A running FakeHub with no repos; yields the environment that points huggingface_hub at it."""

@@ -302,6 +302,8 @@ def test_encoder_multiple_choice_recipe(tmp_path):
     assert (out / "model" / "model.safetensors").is_file() and (out / "final" / "metrics.json").is_file()
     final = json.loads((out / "final" / "metrics.json").read_text())
     assert set(final["results"]) == {"choice"} and final["n_questions"] == 40
+    assert final["confidence"]["fitted_on"] == {"source": "training run selection split", "n": 24,
+                                                "ids": final["confidence"]["fitted_on"]["ids"]}
     state = json.loads((out / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
     during = [h["eval_accuracy"] for h in state["log_history"] if "eval_accuracy" in h]
     assert len(during) == 1 and during[0] in [k / 24 for k in range(25)]  # on the 24 selection questions
@@ -346,6 +348,7 @@ def test_demo_runs_end_to_end_small(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "before training:" in proc.stdout and "after training:" in proc.stdout
     assert "McNemar p" in proc.stdout and "pipeline check, not a clinical result" in proc.stdout
+    assert "; selection bias (RStd) " in proc.stdout and "Letters answered: before A " in proc.stdout
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert json.loads((out / "metrics.json").read_text())["eval_questions"] == 12
     assert json.loads((out / ".medtune").read_text()) == {"made_by": "medtune demo"}  # a later demo may replace it
@@ -373,6 +376,8 @@ def test_other_methods_train_and_keep_the_best_checkpoint(tmp_path, tiny_model_d
     best_step = max(sorted(accs), key=lambda s: accs[s])  # ties: the earliest
     assert summary["best_checkpoint"].endswith(f"checkpoint-{best_step}")
     assert summary["split"]["selection"]["size"] > 0  # accuracy during training is on the selection split
+    conf = json.loads((out / "final" / "metrics.json").read_text())["confidence"]  # and the temperature
+    assert conf["fitted_on"]["n"] == summary["split"]["selection"]["size"] and conf["temperature"] > 0
     from safetensors.torch import load_file
 
     name = "model.safetensors" if saved == "model" else "adapter_model.safetensors"

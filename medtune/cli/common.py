@@ -59,6 +59,9 @@ def add_answer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scorer", choices=["letter", "cloze", "generate"],
                    help="default: the run's eval scorer, else letter; generate: the model writes its answer "
                         "(greedy) and the letter is read from the reply")
+    p.add_argument("--abstain-below", type=float, metavar="P",
+                   help="withhold answers whose calibrated confidence is below P (default: the run's threshold, "
+                        "fitted on its selection split; none without a run)")
     from medtune.eval.run import EvalConfig
 
     add_fields(p, EvalConfig, ["device", "device_map", "max_memory", "dtype", "trust_remote_code", "max_new_tokens",
@@ -77,6 +80,8 @@ def answerer(args: argparse.Namespace) -> Any:
     else:
         given = {k: getattr(args, k) for k in ("template", "scorer", "thinking") if getattr(args, k) is not None}
         source = Source(model=args.model, adapter=args.adapter, **given)  # Source's defaults otherwise
+    if args.abstain_below is not None:
+        source.abstain_below = args.abstain_below
     from medtune.models import placement
 
     return Answerer(source, device=args.device, dtype=setting(args, EvalConfig, "dtype"),

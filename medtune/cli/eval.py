@@ -11,7 +11,8 @@ from medtune.config import add_fields, given_fields
 from medtune.errors import MedtuneError
 
 EVAL_FIELDS = ["data", "model", "adapter", "out", "scorers", "template", "limit", "batch_size", "max_length",
-               "seed", "device", "device_map", "max_memory", "dtype", "trust_remote_code", "max_new_tokens", "thinking", "progress"]
+               "seed", "device", "device_map", "max_memory", "dtype", "trust_remote_code", "max_new_tokens", "thinking",
+               "progress", "permute", "debias", "debias_fraction", "calibrate_on", "target_accuracy"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from medtune.eval.run import EvalConfig
 
     add_fields(p, EvalConfig, EVAL_FIELDS, scorers={"flags": ["--scorer"], "metavar": "SCORER"},
-               out={"help": "results folder (default runs/eval-TIMESTAMP)"})
+               out={"help": "results folder (default runs/eval-TIMESTAMP)"}, permute={"metavar": "cyclic|N"},
+               debias={"choices": ("pride",)}, calibrate_on={"metavar": "FILE"})
     p.add_argument("--compare", nargs=2, metavar=("BASE_DIR", "NEW_DIR"),
                    help="print two eval folders side by side with a paired McNemar test")
     p.add_argument("--suite", metavar="NAME|FILE",

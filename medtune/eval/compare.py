@@ -41,6 +41,20 @@ def correctness(row: dict, result: str) -> bool | None:
     return None if other is None else other["predicted"] == row["gold"]
 
 
+def bias(rows: dict[str, dict], ids: list[str], result: str) -> dict | None:
+    """Selection bias (RStd, KL, per-letter recall) of one run's `result` on the given questions."""
+    from medtune.data.schema import LETTERS
+    from medtune.eval.bias import selection_bias
+
+    picks = [(r, r if r.get("scorer") == result else (r.get("other_scorers") or {}).get(result))
+             for r in (rows[i] for i in ids)]
+    if any(p is None or "probabilities" not in p for _, p in picks):
+        return None
+    gold = [LETTERS.index(r["gold"]) for r, _ in picks]
+    pred = [None if p["predicted"] is None else LETTERS.index(p["predicted"]) for _, p in picks]
+    return selection_bias(gold, pred, max(len(p["probabilities"]) for _, p in picks))
+
+
 def compare_runs(base: str, new: str, out: str | None = None) -> dict:
     """Accuracies, differences and McNemar p-values on the questions both runs scored."""
     mb, pb = _read_run(base)
@@ -57,8 +71,8 @@ def compare_runs(base: str, new: str, out: str | None = None) -> dict:
         n = len(common)
         ka, kb = sum(map(bool, a)), sum(map(bool, b))
         rows.append({"result": result, "n": n,
-                     "base": {"accuracy": ka / n, "ci95": list(wilson_ci(ka, n))},
-                     "new": {"accuracy": kb / n, "ci95": list(wilson_ci(kb, n))},
+                     "base": {"accuracy": ka / n, "ci95": list(wilson_ci(ka, n)), "bias": bias(pb, common, result)},
+                     "new": {"accuracy": kb / n, "ci95": list(wilson_ci(kb, n)), "bias": bias(pn, common, result)},
                      "difference": (kb - ka) / n, "mcnemar": mcnemar(a, b)})
     result = {"base": base, "new": new, "common_questions": len(common),
               "only_in_base": len(pb) - len(common), "only_in_new": len(pn) - len(common),
@@ -82,6 +96,11 @@ def format_compare(result: dict) -> str:
         lines.append(f"{r['result']:<12}{b['accuracy']:>7.3f}  [{b['ci95'][0]:.3f}, {b['ci95'][1]:.3f}]  "
                      f"{n['accuracy']:>7.3f}  [{n['ci95'][0]:.3f}, {n['ci95'][1]:.3f}]  {r['difference']:>+7.3f}"
                      f"{m['a_only']:>10}{m['b_only']:>9}{m['p_value']:>11.4f}")
+    for r in result["rows"]:
+        b, n = r["base"].get("bias"), r["new"].get("bias")
+        if b and n:
+            lines.append(f"selection bias ({r['result']}): RStd {b['rstd']:.1%} → {n['rstd']:.1%} · "
+                         f"KL(predicted‖gold) {b['kl_pred_gold']:.3f} → {n['kl_pred_gold']:.3f}")
     bl = result.get("baselines")
     if bl:
         mf = bl["most_frequent_letter"]

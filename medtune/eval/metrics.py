@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from typing import Sequence
 
 from medtune.data.schema import LETTERS
+from medtune.eval.bias import selection_bias
 
 
 def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -86,7 +87,7 @@ def summarize(gold: Sequence[int], probs: Sequence[Sequence[float]], subjects: S
         "macro_f1": macro_f1(gold, pred), "ece": ece, "reliability": bins,
         "per_subject": per_subject,
         "confusion": {"labels": list(LETTERS[:width]), "rows_gold_cols_pred": confusion},
-        "predicted_letters": letters, "unanswered": unanswered,
+        "predicted_letters": letters, "unanswered": unanswered, "bias": selection_bias(gold, pred, width),
     }
 
 

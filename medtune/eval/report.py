@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from medtune.eval.report_plots import (plot_accuracy, plot_confusion, plot_letters, plot_reliability,
-                                       plot_subjects)
+from medtune.eval.report_plots import (plot_accuracy, plot_bias, plot_confusion, plot_letters, plot_orders,
+                                       plot_reliability, plot_risk_coverage, plot_subjects)
 from medtune.eval.runs import Evaluation, evaluations
 
 NOTICE = ("Research tool, not medical advice: answers come from a language model, can be wrong, and must not "
@@ -55,7 +55,11 @@ def build_report(run: str, compare: str | None = None, out: str | None = None,
     figures += [(plot_subjects(evals, folder / "subjects.png"), "Accuracy per subject"),
                 (plot_reliability(evals, folder / "reliability.png"), "Calibration (reliability diagram)"),
                 (plot_confusion(evals, folder / "confusion.png"), "Confusion matrices"),
-                (plot_letters(evals, folder / "letters.png"), "Predicted-letter distribution")]
+                (plot_letters(evals, folder / "letters.png"), "Predicted-letter distribution"),
+                (plot_bias(evals, folder / "bias.png"), "Selection bias: recall per gold letter")]
+    figures += [(p, alt) for p, alt in ((plot_orders(evals, folder / "orders.png"), "Accuracy per option order"),
+                                        (plot_risk_coverage(evals, folder / "risk_coverage.png"), "Risk-coverage"))
+                if p is not None]
     page = _html(run, evals, summary, pairs, figures, clean or (lambda obj: obj))
     return dest.write_text(folder / "report.html", page)
 

@@ -131,3 +131,70 @@ def plot_letters(evals: list[Evaluation], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("predicted letters against the gold letters")
     return _save(fig, path)
+
+
+def plot_orders(evals: list[Evaluation], path: Path) -> Path | None:
+    """Accuracy per option order (--permute), with the permutation-averaged prediction's; None without orders."""
+    rows = [(e, (e.metrics.get("permutation") or {}).get(e.metrics["primary"])) for e in evals]
+    rows = [(e, p) for e, p in rows if p]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    w = 0.8 / len(rows)
+    for k, (e, p) in enumerate(rows):
+        xs = [o["order"] + (k - (len(rows) - 1) / 2) * w for o in p["per_order"]]
+        ax.bar(xs, [o["accuracy"] for o in p["per_order"]], width=w, color=COLORS[(k + 1) % len(COLORS)],
+               label=f"{e.label}: spread {p['spread']:.3f}")
+        ax.axhline(p["averaged"]["accuracy"], color=COLORS[(k + 1) % len(COLORS)], ls="--", lw=1,
+                   label=f"{e.label}: permutation-averaged {p['averaged']['accuracy']:.3f}")
+    ax.set_xlabel("option order (0: as given; cyclic k: options rotated by k)")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8)
+    ax.set_title("accuracy per option order")
+    return _save(fig, path)
+
+
+def plot_bias(evals: list[Evaluation], path: Path) -> Path:
+    """Per-letter recall (selection bias) of each evaluation, and after the --debias correction where run."""
+    series = []
+    for e in evals:
+        b = e.primary.get("bias")
+        if b:
+            series.append((f"{e.label} (RStd {b['rstd']:.1%})", b["recall"]))
+        d = ((e.metrics.get("debias") or {}).get("results") or {}).get(e.metrics["primary"])
+        if d:
+            series.append((f"{e.label} debiased (RStd {d['debiased']['bias']['rstd']:.1%})",
+                           d["debiased"]["bias"]["recall"]))
+    plt = _plt()
+    letters = sorted({k for _, r in series for k in r})
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    w = 0.8 / max(1, len(series))
+    for k, (name, recall) in enumerate(series):
+        xs = [i + (k - (len(series) - 1) / 2) * w for i in range(len(letters))]
+        ax.bar(xs, [recall.get(x, 0.0) for x in letters], width=w, label=name, color=COLORS[(k + 1) % len(COLORS)])
+    ax.set_xticks(range(len(letters)))
+    ax.set_xticklabels(letters)
+    ax.set_ylabel("recall of questions whose gold is this letter")
+    ax.legend(fontsize=8)
+    ax.set_title("selection bias: recall per gold letter (equal bars: no letter preference)")
+    return _save(fig, path)
+
+
+def plot_risk_coverage(evals: list[Evaluation], path: Path) -> Path | None:
+    """Risk (error rate) against coverage when only the most confident answers are given."""
+    rows = [(e, (e.metrics.get("confidence") or {}).get("risk_coverage")) for e in evals]
+    rows = [(e, rc) for e, rc in rows if rc and rc.get("curve")]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for k, (e, rc) in enumerate(rows):
+        ax.plot([p["coverage"] for p in rc["curve"]], [p["risk"] for p in rc["curve"]],
+                color=COLORS[(k + 1) % len(COLORS)], label=f"{e.label}: AURC {rc['aurc']:.3f}")
+    ax.set_xlabel("coverage (share of questions answered, most confident first)")
+    ax.set_ylabel("risk (error rate of those answered)")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("risk-coverage")
+    return _save(fig, path)

@@ -130,10 +130,14 @@ def format_table(metrics: dict, title: str = "") -> str:
     mf = b["most_frequent_letter"]
     lines.append(f"baselines: chance {b['chance']:.3f} · always {mf['letter']!r} (most frequent gold letter) "
                  f"{mf['accuracy']:.3f}")
+    from medtune.eval.robustness import lines as robustness_lines
+
+    lines += robustness_lines(metrics)
     t = metrics["timing"]
     qps = ", ".join(f"{s} {v:.2f} q/s" for s, v in t["questions_per_s"].items())
     be = metrics["manifest"]["backend"]
-    lines.append(f"{metrics['n_questions']} questions · {t['score_s']:.1f} s scoring ({qps}) · "
+    more = f" + {t['robustness_s']:.1f} s other orders, prior, calibration" if t.get("robustness_s", 0) > 0.05 else ""
+    lines.append(f"{metrics['n_questions']} questions · {t['score_s']:.1f} s scoring ({qps}){more} · "
                  f"{be['kind']} {be['dtype']}")
     for name, tk in (t.get("tokens") or {}).items():
         lines.append(f"{name}: {tk['processed']:,} tokens through the model (shared prefix once), "

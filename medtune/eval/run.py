@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from medtune.config import opt
 from medtune.data.schema import MCQItem
 from medtune.errors import MedtuneError
+from medtune.eval import robustness
 from medtune.eval.scorers import SCORERS, ScorerOptions, ScorerOutput, get_scorer
 from medtune.models import placement
 
@@ -45,6 +46,18 @@ class EvalConfig:
     max_new_tokens: int = opt(256, "generate scorer: the longest answer in tokens")
     thinking: bool = opt(False, "generate scorer: let a thinking model think (Qwen3 enable_thinking)")
     load_options: Any = opt(None, "medtune.data.sources.LoadOptions; None: defaults")
+    permute: str | None = opt(None, "also score every question with its options reordered, each order mapped back: "
+                                    "cyclic (n rotations for n options) or N (the original and N-1 seeded "
+                                    "random orders)")
+    debias: str | None = opt(None, "letter-bias correction without labels: pride (a prior over letters estimated "
+                                   "on --debias-fraction of the questions under cyclic rotations, divided out of "
+                                   "the others' probabilities)")
+    debias_fraction: float = opt(0.05, "share of the questions (seeded by --seed) that estimate the --debias prior; "
+                                       "they are left out of the raw vs debiased comparison")
+    calibrate_on: str | None = opt(None, "questions the report never sees (file, folder or built-in name) to fit "
+                                         "the confidence temperature and abstention threshold on")
+    target_accuracy: float = opt(0.8, "the accuracy the abstention threshold must reach on the calibration "
+                                      "questions")
     distributed: bool = opt(True, "under accelerate launch / torchrun, split the questions between the "
                                   "processes (False: this process scores them all)")
 
@@ -58,6 +71,16 @@ class EvalConfig:
         if self.max_new_tokens < 1:
             raise MedtuneError(f"must be at least 1, got {self.max_new_tokens}", field="--max-new-tokens")
         placement(self.device_map, self.max_memory)
+        from medtune.eval.bias import DEBIAS_METHODS
+        from medtune.eval.permute import parse_permute
+
+        self.permute = parse_permute(self.permute)
+        if self.debias is not None and self.debias not in DEBIAS_METHODS:
+            raise MedtuneError(f"unknown method {self.debias!r}; choose {', '.join(DEBIAS_METHODS)}", field="--debias")
+        if not 0 < self.debias_fraction < 1:
+            raise MedtuneError(f"must be between 0 and 1, got {self.debias_fraction}", field="--debias-fraction")
+        if not 0 < self.target_accuracy <= 1:
+            raise MedtuneError(f"must be in (0, 1], got {self.target_accuracy}", field="--target-accuracy")
 
 
 def run_scorer(model: Any, tokenizer: Any, items: Sequence[MCQItem], scorer: str, template: Any, *,
@@ -121,8 +144,10 @@ def load_for_eval(cfg: EvalConfig, model: Any = None, tokenizer: Any = None, qui
 
 
 def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: Any = None,
-                   tokenizer: Any = None, loaded: Loaded | None = None) -> dict:
-    """Score loaded items with the configured model and write metrics.json and predictions.jsonl."""
+                   tokenizer: Any = None, loaded: Loaded | None = None,
+                   calibration: list[MCQItem] | None = None) -> dict:
+    """Score loaded items with the configured model and write metrics.json and predictions.jsonl;
+    `calibration`: questions to fit the confidence temperature on (else --calibrate-on's, if given)."""
     import torch
 
     from medtune.backend import default_batch_size, processes
@@ -151,11 +176,29 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
                                      processes=(rank, world), options=options)
         timings[scorer] = time.perf_counter() - ts
     wall = time.perf_counter() - t0
+
+    def again(scorer: str, its: list[MCQItem]) -> ScorerOutput:
+        return run_scorer(lo.model, lo.tokenizer, its, scorer, template, batch_size=batch_size,
+                          device=lo.backend.device, max_length=max_length, progress=cfg.progress,
+                          processes=(rank, world), options=options)
+
+    if cfg.calibrate_on and calibration is None:
+        from medtune.data.sources import load_benchmark
+
+        calibration = load_benchmark([cfg.calibrate_on], cfg.load_options)[0]
+    primary = SCORERS[cfg.scorers[0]].results[0]
+    sections, extra_rows = robustness.analyse(cfg, items, outputs, again, primary, calibration)
     metrics = build_metrics(cfg, items, report, outputs, lo, template=template, batch_size=batch_size,
                             max_length=max_length, world=world,
-                            timing={"load_s": lo.load_s, "score_s": wall, "per_scorer_s": timings})
+                            timing={"load_s": lo.load_s, "score_s": wall, "per_scorer_s": timings,
+                                    "robustness_s": sections.pop("robustness_s")})
+    metrics.update(sections)
+    d = sections.get("debias")
+    metrics["manifest"].update(permute=cfg.permute, debias=d and {k: d[k] for k in ("method", "fraction", "seed",
+                                                                                   "prior_ids")})
     if cfg.out and rank == 0:
-        write_eval(cfg.out, metrics, build_rows(items, outputs, metrics["primary"]))
+        rows = build_rows(items, outputs, metrics["primary"])
+        write_eval(cfg.out, metrics, [{**r, **x} for r, x in zip(rows, extra_rows)])
     return metrics
 
 

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
 from medtune.errors import MedtuneError
+from medtune.eval.confidence import policy, verdict
 from medtune.eval.report import NOTICE
 from medtune.runfolder import RunFolder
 from medtune.serve.limits import GENERATE_TOKENS, check_questions
@@ -76,6 +77,8 @@ class Source:
     scorer: str = "letter"
     thinking: bool = False  # generative scorer: the chat template's thinking mode (Qwen3's enable_thinking)
     run: str | None = None
+    temperature: float | None = None  # the run's fitted confidence temperature (medtune.eval.confidence)
+    abstain_below: float | None = None  # withhold answers less confident than this (the run's, or --abstain-below)
     base_hub_id: str | None = None
     extra: dict = field(default_factory=dict)
 
@@ -108,10 +111,12 @@ def source_from_run(run: str, template: str | None = None, scorer: str | None = 
     # the generative scorer's own figures sit beside its result in metrics.json
     recorded = (final.get("results") or {}).get("generate", {}).get("thinking", False)
     think = bool(recorded) if thinking is None else thinking
+    temperature, threshold = policy(final)
     if trained.name == folder.adapter.name:
         return Source(model=recipe["model"]["name"], adapter=str(trained), template=tpl, scorer=sc,
-                      thinking=think, run=str(folder))
-    return Source(model=str(trained), adapter=None, template=tpl, scorer=sc, thinking=think, run=str(folder))
+                      thinking=think, run=str(folder), temperature=temperature, abstain_below=threshold)
+    return Source(model=str(trained), adapter=None, template=tpl, scorer=sc, thinking=think, run=str(folder),
+                  temperature=temperature, abstain_below=threshold)
 
 
 def public_info(info: dict) -> dict:
@@ -182,7 +187,8 @@ class Answerer:
             best = max(range(len(p)), key=lambda j: p[j])
             out.append({"answer": LETTERS[best], "answer_text": item.options[best], "index": best,
                         "probabilities": {LETTERS[j]: p[j] for j in range(len(p))},
-                        "scores": list(s), "scorer": name})
+                        "scores": list(s), "scorer": name,
+                        **verdict(p, self.source.temperature, self.source.abstain_below)})
         if explain:
             for item, row in zip(items, out):
                 row["explanation"] = self.explain(item, row["index"], max_new_tokens or EXPLAIN_TOKENS)
@@ -277,6 +283,9 @@ def format_answer(q: Question, result: dict, width: int = 30, reasoning_chars: i
     if result.get("scorer") == "generate":
         return _format_generated(result, reasoning_chars)
     lines = [f"answer: {result['answer']}. {result['answer_text']}"]
+    if result.get("abstain"):
+        lines = [f"abstain: {result['abstain_reason']}; the model's pick would be {result['answer']}. "
+                 f"{result['answer_text']}"]
     for j, opt in enumerate(q.options):
         letter = LETTERS[j]
         p = result["probabilities"][letter]

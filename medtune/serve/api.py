@@ -27,7 +27,7 @@ from medtune.serve.limits import MAX_BODY_BYTES, MAX_QUEUE_QUESTIONS, Guard, che
 
 MAX_BATCH_QUESTIONS = 64
 ANSWER_FIELDS = ("answer", "answer_text", "index", "probabilities", "scorer", "reasoning", "reply", "extraction",
-                 "new_tokens")
+                 "new_tokens", "confidence", "abstain", "abstain_reason")
 
 
 def _clean(value: str | None, what: str) -> str | None:
@@ -90,6 +90,11 @@ class AnswerOut(BaseModel):
     extraction: str | None = Field(default=None, description="generative scorer: the rule that read the answer "
                                                             "(answer-line, answer-is, boxed, ... or none, hedge)")
     new_tokens: int | None = Field(default=None, description="generative scorer: tokens generated")
+    confidence: float | None = Field(default=None, description="the chosen option's probability at the run's "
+                                                               "fitted temperature (null for the generative scorer)")
+    abstain: bool | None = Field(default=None, description="true: confidence below the abstention threshold, "
+                                                          "the answer should not be relied on")
+    abstain_reason: str | None = Field(default=None, description="why the answer is withheld")
 
 
 class AnswersOut(BaseModel):

@@ -48,7 +48,12 @@ def render_bars(options: list[str], result: dict) -> str:
                     f'<span class="mt-pct">{p:.1%}</span></div>')
     head = (f'<div class="mt-head">Answer: <b>{result["answer"]}</b>. {html.escape(result["answer_text"])} '
             f'<span class="mt-scorer">({result["scorer"]} scorer)</span></div>')
-    return f'<div id="medtune-answer" data-answer="{result["answer"]}">{head}{"".join(rows)}</div>'
+    abstain = bool(result.get("abstain"))
+    if abstain:
+        why = html.escape(result["abstain_reason"])
+        head = f'<div class="mt-head mt-none" id="medtune-abstain">Abstain: {why}</div>{head}'
+    return (f'<div id="medtune-answer" data-answer="{result["answer"]}" data-abstain="{str(abstain).lower()}">{head}'
+            f'{"".join(rows)}</div>')
 
 
 def render_generated(options: list[str], result: dict) -> str:

@@ -85,6 +85,8 @@ class TrainArgs:
     save_total_limit: int | None = opt(3, "keep at most N checkpoints (the best is always kept)")
     early_stopping_patience: int | None = opt(None, "stop after N evaluations without a better accuracy")
     eval_scorer: str = opt("letter", "scorer for accuracy during and after training: letter or cloze")
+    eval_permute: str | None = opt(None, "also score the reported questions before and after training with their "
+                                         "options reordered: cyclic or N orders (as medtune eval --permute)")
     liger: bool = opt(True, "Liger kernels (fused linear cross-entropy, RMSNorm, RoPE, SwiGLU) on a GPU when "
                             "liger-kernel is installed; ignored otherwise")
     fp8: bool = opt(False, "FP8 matmuls through torchao's float8 training (H100/MI300-class GPUs); opt-in")

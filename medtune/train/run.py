@@ -136,6 +136,7 @@ def set_up(recipe: Any, method: Method) -> Setup:
                                quantization_config=q_cfg, attn_implementation=methods.attention_for(recipe, backend))
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
                           scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
+                          permute=recipe.train.eval_permute,
                           batch_size=default_batch_size(backend),
                           progress=sys.stderr.isatty())  # under a launcher, every process scores a share
     return Setup(method, backend, precision, questions, ref, tokenizer, template, model, eval_cfg)
@@ -151,16 +152,18 @@ def load_train_eval_questions(recipe: Any) -> Questions:
     return q
 
 
-def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, cfg: dict | None = None) -> dict:
+def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, cfg: dict | None = None,
+          calibrate: bool = False) -> dict:
     """The reported eval questions scored into `folder`: the one scoring call for before and after, same
-    dtype, batch size and no autocast; the regime is recorded in the metrics under "scoring"."""
+    dtype, batch size and no autocast; the regime is recorded in the metrics under "scoring". `calibrate`:
+    fit the confidence temperature and abstention threshold on the selection split (never reported)."""
     import torch
 
     from medtune.eval.run import evaluate_items
 
     q = s.questions
     metrics = evaluate_items(dataclasses.replace(s.eval_cfg, out=str(folder), **(cfg or {})), q.evals, q.report,
-                             model=model, tokenizer=s.tokenizer)
+                             model=model, tokenizer=s.tokenizer, calibration=list(q.selection) if calibrate else None)
     metrics["scoring"] = {"dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
                           "autocast": torch.is_autocast_enabled(), "batch_size": s.eval_cfg.batch_size,
                           "merged": merged}
@@ -235,7 +238,7 @@ def score_final(model: Any, s: Setup, run: RunFolder, saved: Any) -> dict:
     model.eval()
     merged = next(model.parameters()).dtype == torch.float32 and merge_for_inference(model)
     trained = {"adapter": str(saved)} if saved.name == "adapter" else {"model": str(saved)}  # the manifest hashes it
-    final = score(s, run.final, model, merged=merged, cfg=trained)
+    final = score(s, run.final, model, merged=merged, cfg=trained, calibrate=True)
     if first_process():
         print(format_table(final, "after training:"), flush=True)
     return final
