@@ -183,8 +183,8 @@ def free_port() -> int:
 
 
 # The tests CI's floor and GPU-image legs run (`python -m pytest -m stack`): what the version matrix must
-# show works on every declared stack — training (LoRA, packing, the encoder, GRPO), resume after kill -9,
-# export, eval (letter, cloze, generate, suite), ask, the embedded model, data loaders (Parquet, Hub
+# show works on every declared stack — training (LoRA, packing, the encoder, GRPO, torchrun DDP), resume after kill -9,
+# export, eval (letter, cloze, generate, suite, permuted orders), ask, the embedded model, data loaders (Parquet, Hub
 # datasets) and the prepared GPU run's smoke. The newest leg runs every test. Each entry is a node id or
 # its prefix; one that matches no test of a collected file is an error, so the list cannot rot.
 STACK_TESTS = (
@@ -207,6 +207,9 @@ STACK_TESTS = (
     "tests/test_embedded.py::test_embedded_model_converts_once_and_evaluates",
     "tests/test_data_loaders.py::",
     "tests/test_gpu_smoke.py::test_smoke_run_on_the_cpu",
+    "tests/test_sampling.py::test_length_grouping_",
+    "tests/test_distributed.py::test_torchrun_train_matches_one_process_with_the_same_global_batch",
+    "tests/test_robustness.py::test_unrotated_pass_equals_a_plain_eval",
 )
 
 

@@ -74,3 +74,22 @@ def test_the_trainer_reads_letter_balanced_steps_unless_the_recipe_says_no(tmp_p
         if balance:
             assert sampler.step == 8 and sampler.letters == [it.answer_index for it in s.questions.train]
             assert sorted(sampler) == list(range(len(examples)))
+
+
+def test_length_grouping_speaks_the_installed_transformers_field():
+    """transformers 5.2 replaced `group_by_length` with `train_sampling_strategy`; both are read and written."""
+    from types import SimpleNamespace
+
+    from transformers import TrainingArguments
+
+    from medtune.train.build import grouped_by_length, length_grouping
+
+    new = "train_sampling_strategy" in TrainingArguments.__dataclass_fields__
+    on, off = length_grouping(True), length_grouping(False)
+    assert on == ({"train_sampling_strategy": "group_by_length"} if new else {"group_by_length": True})
+    assert off == ({"train_sampling_strategy": "random"} if new else {"group_by_length": False})
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none", **on)
+    assert grouped_by_length(args)
+    assert not grouped_by_length(TrainingArguments(output_dir="unused", use_cpu=True, report_to="none", **off))
+    assert grouped_by_length(SimpleNamespace(group_by_length=True))  # a 5.0/5.1 config
+    assert not grouped_by_length(SimpleNamespace(group_by_length=False))

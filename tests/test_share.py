@@ -90,15 +90,18 @@ def test_report_is_one_self_contained_file(browser, tiny_run, tmp_path):
     proc = run_cli("report", str(tiny_run), "--out", str(tmp_path / "report"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     html_path = tmp_path / "report" / "report.html"
-    for png in ("accuracy", "subjects", "reliability", "confusion", "letters", "curves"):
+    # the tiny run scored no permuted orders, so there is no orders.png; its final eval has confidences
+    pngs = ("accuracy", "subjects", "reliability", "confusion", "letters", "curves", "bias", "risk_coverage")
+    for png in pngs:
         assert (tmp_path / "report" / f"{png}.png").stat().st_size > 5_000
+    assert not (tmp_path / "report" / "orders.png").exists()
     text = html_path.read_text()
     assert "src=\"data:image/png;base64," in text and "http" not in re.sub(r"<pre id=\"manifest\">.*?</pre>", "",
                                                                               text, flags=re.S)
     final = json.loads((tiny_run / "final" / "metrics.json").read_text())["results"]["letter"]
     page = browser.new_page()
     page.goto(html_path.as_uri())
-    assert page.locator("img").count() == 6
+    assert page.locator("img").count() == len(pngs)
     assert all(w > 0 for w in page.evaluate("Array.from(document.images).map(i => i.naturalWidth)"))
     table = page.locator("#accuracy").inner_text()
     assert f"{final['accuracy']:.3f}" in table and f"[{final['ci95'][0]:.3f}, {final['ci95'][1]:.3f}]" in table

@@ -35,7 +35,7 @@ def training_arguments(recipe: Any, precision: str, backend: Any, folder: Path, 
         eval_strategy="steps" if evaluating else "no", eval_steps=t.eval_steps,
         load_best_model_at_end=evaluating, metric_for_best_model="accuracy" if evaluating else None,
         greater_is_better=True, bf16=precision == "bf16", fp16=precision == "fp16", seed=t.seed, data_seed=t.seed,
-        train_sampling_strategy="group_by_length" if t.group_by_length and not t.packing else "random",
+        **length_grouping(t.group_by_length and not t.packing),
         remove_unused_columns=False, report_to="none", use_cpu=backend.kind == "cpu",
         dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(), ddp_find_unused_parameters=False,
         optim="adamw_torch_fused" if backend.kind in ("cuda", "rocm") else "adamw_torch",
@@ -44,6 +44,22 @@ def training_arguments(recipe: Any, precision: str, backend: Any, folder: Path, 
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
+
+
+def length_grouping(grouped: bool) -> dict[str, Any]:
+    """TrainingArguments' switch for length-grouped batches: `train_sampling_strategy` from transformers 5.2,
+    `group_by_length` in 5.0 and 5.1 (the declared floor)."""
+    from transformers import TrainingArguments
+
+    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
+    return {"group_by_length": grouped}
+
+
+def grouped_by_length(args: Any) -> bool:
+    """Whether TrainingArguments (or TRL's config built on them) ask for length-grouped batches, on any 5.x."""
+    return (getattr(args, "train_sampling_strategy", None) == "group_by_length"
+            or getattr(args, "group_by_length", False) is True)
 
 
 def precision_hint(precision: str) -> str:
