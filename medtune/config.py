@@ -57,6 +57,9 @@ def load_yaml(path: Path, opaque: tuple[str, ...] = ()) -> tuple[dict, dict[str,
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = f"{prefix}{k.value}"
+                if key in lines:  # YAML keeps the later value silently; a recipe must not say two things
+                    raise ConfigError(f"duplicate key (first at line {lines[key]}); keep one", path=str(path),
+                                      line=k.start_mark.line + 1, field=key)
                 lines[key] = k.start_mark.line + 1
                 if isinstance(v, yaml.MappingNode) and key not in opaque:
                     walk(v, key + ".")

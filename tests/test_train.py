@@ -261,6 +261,14 @@ def test_recipe_errors_name_file_line_and_field(tmp_path):
     assert "command line: method: 'lorra' is not one of lora, dora, full, qlora, multiple_choice, grpo (did you mean 'lora'?)" in msg
 
 
+def test_a_recipe_with_a_key_twice_is_refused_at_the_second(tmp_path):
+    bad = tmp_path / "twice.yaml"
+    bad.write_text("method: lora\ntrain:\n  lr: 0.001\n  epochs: 1\n  lr: 0.1\n")
+    proc = run_cli("train", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"{bad}:5: train.lr: duplicate key (first at line 3); keep one"
+
+
 def test_every_shipped_recipe_validates():
     recipes = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "accelerate" not in p.parts)
     assert len(recipes) >= 4
