@@ -368,3 +368,48 @@ def test_space_needs_a_hub_base_for_a_local_model(tiny_run, tmp_path):
     assert proc.returncode == 2
     assert "--base-model: the base model is a local folder with no Hub id" in proc.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_app_started_with_abstain_below_shows_the_abstention_in_a_real_browser(browser, tiny_run, sample_jsonl):
+    from medtune.eval.confidence import policy
+
+    final = json.loads((tiny_run / "final" / "metrics.json").read_text())
+    assert policy(final) == (None, None)  # the run fitted no threshold: any abstention is the flag's
+    q = sample_questions(tiny_run, sample_jsonl)[0]
+    port = free_port()
+    app = subprocess.Popen([sys.executable, "-m", "medtune", "serve", "--ui", "--run", str(tiny_run), "--port",
+                            str(port), "--abstain-below", "0.999"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2)
+                break
+            except OSError:
+                assert app.poll() is None, app.stdout.read()
+                time.sleep(0.5)
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="load", timeout=90_000)
+        page.wait_for_selector("#medtune-go", timeout=90_000)
+        page.locator("#medtune-question textarea").fill(q["question"])
+        if len(q["options"]) == 5:
+            page.locator("#medtune-add").click()
+            page.wait_for_selector("#medtune-option-E textarea", state="visible", timeout=20_000)
+        for letter, text in zip("ABCDE", q["options"]):
+            page.locator(f"#medtune-option-{letter} textarea").fill(text)
+        page.locator("#medtune-go").click()
+        page.wait_for_selector("#medtune-abstain", timeout=60_000)
+        answer = page.locator("#medtune-answer")
+        shown = {k: answer.get_attribute(f"data-{k}") for k in ("abstain", "answer")}
+        reason = page.locator("#medtune-abstain").inner_text()
+    finally:
+        app.terminate()
+        app.wait(10)
+    args = ["ask", "--run", str(tiny_run), "--json", "--abstain-below", "0.999", "-q", q["question"]]
+    proc = run_cli(*args, *sum([["-o", o] for o in q["options"]], []))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    want = json.loads(proc.stdout)["answers"][0]
+    assert want["abstain"] is True and want["confidence"] < 0.999
+    assert shown == {"abstain": "true", "answer": want["answer"]}  # the pick is still shown, below the abstention
+    assert reason == f"Abstain: {want['abstain_reason']}"
+    assert re.fullmatch(r"Abstain: confidence \d+\.\d% is below the threshold 99\.9%", reason)
