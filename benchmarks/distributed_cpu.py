@@ -1,7 +1,9 @@
 """One process against two: torchrun (DDP) and, where deepspeed is installed, DeepSpeed ZeRO-2/3 through the
-shipped accelerate configs, on the CPU (gloo). Same LoRA recipe on a tiny random Qwen3 (2 layers, hidden
-64), same global batch (one process: batch 4; two processes: batch 2 each). Reports per-step losses and
-their largest difference from the one-process run, wall time, and each process's peak RSS (sampled every
+shipped accelerate configs, on the CPU (gloo). The shipped FSDP config is launched too and its refusal is
+recorded (accelerate 1.16 sets FSDP only for accelerator process groups, accelerate/state.py:947-977;
+docs/multinode.md). Same LoRA recipe on a tiny random Qwen3 (2 layers, hidden 64), same global batch (one
+process: batch 4; two processes: batch 2 each). Reports per-step losses and their largest difference from
+the one-process run, wall time, and each process's peak RSS (sampled every
 20 ms with psutil over the launcher's process tree).
 
 usage: python benchmarks/distributed_cpu.py OUT.json [--steps 12]
@@ -99,7 +101,14 @@ def main() -> None:
         runs[name] = [py, "-m", "accelerate.commands.launch", "--config_file",
                       f"configs/accelerate/deepspeed-zero{z}.yaml", "--num_processes", "2", "--mixed_precision",
                       "no", "-m", "medtune", "train", recipe(name, 2)]
-    skipped["fsdp-2"] = "accelerate engages FSDP on GPU process groups only (docs/multinode.md)"
+    fsdp = [py, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/fsdp.yaml", "--num_processes",
+            "2", "--mixed_precision", "no", "-m", "medtune", "train", recipe("fsdp-2", 2)]
+    job = subprocess.run(fsdp, env=env, cwd=ROOT, capture_output=True, text=True)
+    refused = sorted({x for x in job.stderr.splitlines() if x.startswith("medtune: error:")})
+    refusals = {"fsdp-2": {"command": "accelerate launch " + " ".join(fsdp[3:-1]) + " RECIPE",
+                           "exit_code": job.returncode, "refusal": refused,
+                           "adapter_written": (tmp / "fsdp-2" / "adapter").exists()}}
+    print("fsdp-2", json.dumps(refusals["fsdp-2"]), flush=True)
     results = {}
     for name, cmd in runs.items():
         r = measure(cmd, env)
@@ -117,7 +126,7 @@ def main() -> None:
                 "batch 4, fp32, CPU, one thread per process; RSS sampled every 20 ms",
         "torch": torch.__version__, "cpus": os.cpu_count(),
         "deepspeed": importlib.util.find_spec("deepspeed") is not None,
-        "results": results, "skipped": skipped}, indent=1) + "\n")
+        "results": results, "skipped": skipped, "refused": refusals}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -197,16 +197,18 @@ def test_deepspeed_zero_through_the_shipped_config_trains_as_ddp_does(stage, ddp
 def test_the_fsdp_config_refuses_cpu_processes_instead_of_running_plain_ddp(tmp_path, tiny_qwen3_dir,
                                                                             sample_jsonl):
     """`accelerate launch --config_file configs/accelerate/fsdp.yaml -m medtune train ...` on CPUs: accelerate
-    engages FSDP only for GPU process groups (a CPU group stays MULTI_CPU), so every process stops with
-    one line rather than train unsharded under an FSDP config."""
+    sets DistributedType.FSDP only inside its accelerator branch (accelerate 1.16, state.py:947-977); a gloo
+    group is MULTI_CPU and gets DDP (accelerator.py:2030), so every process stops with one line naming that
+    rather than train unsharded under an FSDP config (docs/multinode.md)."""
     cfg = recipe(tmp_path, "fsdp", tiny_qwen3_dir, sample_jsonl, baseline_eval=False)
     proc = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                            "configs/accelerate/fsdp.yaml", "--num_processes", "2", "--main_process_port",
                            str(free_port()), "-m", "medtune", "train", str(cfg)],
                           capture_output=True, text=True, env=ENV, timeout=600, cwd=ROOT)
     assert proc.returncode != 0
-    line = ("medtune: error: distributed_type: the accelerate config asks for FSDP, but accelerate runs it only "
-            "on GPUs and these processes are MULTI_CPU (plain data parallel); on CPUs launch with torchrun "
-            "(docs/multinode.md), on GPUs this config works as is")
+    line = ("medtune: error: distributed_type: the accelerate config asks for FSDP, but accelerate sets FSDP only "
+            "for GPU/XPU/NPU process groups (accelerate/state.py, AcceleratorState) and these processes are "
+            "MULTI_CPU, which it would train as plain data parallel; on CPUs launch with torchrun "
+            "(docs/multinode.md); this config is for GPUs")
     assert proc.stderr.count(line) == 2
     assert not (tmp_path / "fsdp" / "checkpoints").exists() or not list((tmp_path / "fsdp" / "checkpoints").iterdir())

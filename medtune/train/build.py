@@ -104,15 +104,17 @@ def build_trainer(recipe: Any, model: Any, tokenizer: Any, examples: list[dict],
 
 def check_engine(trainer: Any) -> None:
     """A launcher's FSDP that accelerate did not engage stops the run: never a silent DDP run under an FSDP
-    config. accelerate turns FSDP on only for accelerator process groups (CUDA, ROCm, XPU, NPU...); CPU
-    processes (gloo) stay MULTI_CPU, plain data parallel (accelerate/state.py, AcceleratorState). DeepSpeed
-    does engage on CPUs (its CPU accelerator)."""
+    config. accelerate (1.16) sets FSDP only for accelerator process groups (accelerate/state.py:947-977,
+    AcceleratorState.__init__: MULTI_GPU/XPU/NPU/...); CPU processes are MULTI_CPU (state.py:769), which
+    Accelerator.prepare_model wraps in DDP (accelerator.py:2030). DeepSpeed does engage on CPUs."""
     import os
 
     from medtune.errors import MedtuneError
 
     if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not trainer.is_fsdp_enabled:
         kind = str(trainer.accelerator.distributed_type).split(".")[-1]
-        raise MedtuneError(f"the accelerate config asks for FSDP, but accelerate runs it only on GPUs and these "
-                           f"processes are {kind} (plain data parallel); on CPUs launch with torchrun "
-                           f"(docs/multinode.md), on GPUs this config works as is", field="distributed_type")
+        how = "as plain data parallel" if kind == "MULTI_CPU" else "unsharded"
+        raise MedtuneError(f"the accelerate config asks for FSDP, but accelerate sets FSDP only for GPU/XPU/NPU "
+                           f"process groups (accelerate/state.py, AcceleratorState) and these processes are {kind}, "
+                           f"which it would train {how}; on CPUs launch with torchrun "
+                           f"(docs/multinode.md); this config is for GPUs", field="distributed_type")
