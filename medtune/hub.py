@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError
+from medtune.io import MARKER, check_apart, load_json, replace_dir
 from medtune.runfolder import RunFolder
 from medtune.serve.answer import NOTICE, trained_folder
 
@@ -28,8 +29,6 @@ DATASETS = {"medmcqa": ("openlifescienceai/medmcqa", "MedMCQA"),
 
 
 def _read_json(path: Path) -> Any:
-    from medtune.io import load_json
-
     return load_json(path, missing="missing: not a finished medtune run")
 
 
@@ -170,7 +169,6 @@ def build_push_folder(run: str, out: str, repo: str, base_model: str | None = No
     import yaml
 
     from medtune.eval.report import build_report
-    from medtune.io import MARKER, check_apart, replace_dir
     from medtune.manifest import shareable
 
     info = run_info(run)
@@ -223,8 +221,6 @@ def _refuse_local_paths(folder: Path, places: list[Path]) -> None:
 
 def list_folder(folder: Path) -> list[tuple[str, int]]:
     """(path, bytes) of every file that goes up (medtune's folder marker stays here)."""
-    from medtune.io import MARKER
-
     return [(str(p.relative_to(folder)), p.stat().st_size) for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != MARKER]
 
@@ -238,7 +234,6 @@ def push(run: str, repo: str, *, private: bool = True, dry_run: bool = False, ou
          base_model: str | None = None, license: str | None = None, token: str | None = None) -> dict:
     """Build the folder, then (unless dry_run) create the repo (private unless asked otherwise), check that
     its visibility is the one asked for, and upload the folder in one commit."""
-    from medtune.io import MARKER
     from medtune.models import HUB_ID
 
     if not HUB_ID.fullmatch(repo):
@@ -297,7 +292,6 @@ def build_space(run: str, out: str, base_model: str | None = None, title: str | 
     import importlib.metadata as md
 
     import medtune
-    from medtune.io import MARKER, check_apart, replace_dir
     from medtune.serve.answer import source_from_run
 
     info = run_info(run)

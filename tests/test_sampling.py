@@ -82,7 +82,7 @@ def test_length_grouping_speaks_the_installed_transformers_field():
 
     from transformers import TrainingArguments
 
-    from medtune.train.build import grouped_by_length, length_grouping
+    from medtune.train.sampling import grouped_by_length, length_grouping
 
     new = "train_sampling_strategy" in TrainingArguments.__dataclass_fields__
     on, off = length_grouping(True), length_grouping(False)

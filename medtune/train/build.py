@@ -25,6 +25,8 @@ def training_arguments(recipe: Any, precision: str, backend: Any, folder: Path, 
     """TrainingArguments from the recipe (the one place they are spelled)."""
     from transformers import TrainingArguments
 
+    from medtune.train.sampling import length_grouping
+
     t = recipe.train
     kwargs = dict(
         output_dir=str(folder), per_device_train_batch_size=t.batch_size,
@@ -44,22 +46,6 @@ def training_arguments(recipe: Any, precision: str, backend: Any, folder: Path, 
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
-
-
-def length_grouping(grouped: bool) -> dict[str, Any]:
-    """TrainingArguments' switch for length-grouped batches: `train_sampling_strategy` from transformers 5.2,
-    `group_by_length` in 5.0 and 5.1 (the declared floor)."""
-    from transformers import TrainingArguments
-
-    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
-        return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
-    return {"group_by_length": grouped}
-
-
-def grouped_by_length(args: Any) -> bool:
-    """Whether TrainingArguments (or TRL's config built on them) ask for length-grouped batches, on any 5.x."""
-    return (getattr(args, "train_sampling_strategy", None) == "group_by_length"
-            or getattr(args, "group_by_length", False) is True)
 
 
 def precision_hint(precision: str) -> str:

@@ -14,7 +14,7 @@ examples of similar length (as `group_by_length` does). The steps are then read 
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
@@ -50,3 +50,19 @@ class LetterBalancedSampler(Sampler):
         dealt = deal(perm, self.letters, self.lengths)
         steps = [dealt[i:i + self.step] for i in range(0, len(dealt), self.step)]
         return iter([i for j in torch.randperm(len(steps), generator=self.generator).tolist() for i in steps[j]])
+
+
+def length_grouping(grouped: bool) -> dict[str, Any]:
+    """TrainingArguments' switch for length-grouped batches: `train_sampling_strategy` from transformers 5.2,
+    `group_by_length` in 5.0 and 5.1 (the declared floor)."""
+    from transformers import TrainingArguments
+
+    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
+        return {"train_sampling_strategy": "group_by_length" if grouped else "random"}
+    return {"group_by_length": grouped}
+
+
+def grouped_by_length(args: Any) -> bool:
+    """Whether TrainingArguments (or TRL's config built on them) ask for length-grouped batches, on any 5.x."""
+    return (getattr(args, "train_sampling_strategy", None) == "group_by_length"
+            or getattr(args, "group_by_length", False) is True)

@@ -96,7 +96,7 @@ class MedtuneTrainer(Trainer):
         self.mt_head_on_labels = not self.args.use_liger_kernel  # Liger fuses the head with the loss itself
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        from medtune.train.build import grouped_by_length
+        from medtune.train.sampling import grouped_by_length
 
         grouped = grouped_by_length(self.args) and self.mt_lengths is not None
         if self.mt_letters is not None:
