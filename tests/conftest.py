@@ -157,6 +157,20 @@ def sample_questions(tiny_run: Path, sample_jsonl: Path) -> list[dict]:
             for p in preds]
 
 
+@pytest.fixture(scope="module")
+def questions(tiny_run, sample_jsonl):
+    """The tiny run's eval questions (sample_questions), for the serving tests."""
+    return sample_questions(tiny_run, sample_jsonl)
+
+
+@pytest.fixture(scope="module")
+def answerer(tiny_run):
+    """The tiny run's Answerer on the CPU, loaded once per test module."""
+    from medtune.serve.answer import Answerer, source_from_run
+
+    return Answerer(source_from_run(str(tiny_run)), device="cpu")
+
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

@@ -9,19 +9,7 @@ import time
 
 import pytest
 
-from conftest import free_port, run_cli, sample_questions
-
-
-@pytest.fixture(scope="module")
-def questions(tiny_run, sample_jsonl):
-    return sample_questions(tiny_run, sample_jsonl)
-
-
-@pytest.fixture(scope="module")
-def answerer(tiny_run):
-    from medtune.serve.answer import Answerer, source_from_run
-
-    return Answerer(source_from_run(str(tiny_run)), device="cpu")
+from conftest import free_port, run_cli
 
 
 def _recorded(tiny_run):
