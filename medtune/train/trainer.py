@@ -96,12 +96,10 @@ class MedtuneTrainer(Trainer):
         self.mt_head_on_labels = not self.args.use_liger_kernel  # Liger fuses the head with the loss itself
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
-        from medtune.train.sampling import grouped_by_length
+        from medtune.train.sampling import LetterBalancedSampler, grouped_by_length
 
         grouped = grouped_by_length(self.args) and self.mt_lengths is not None
         if self.mt_letters is not None:
-            from medtune.train.sampling import LetterBalancedSampler
-
             # one optimizer step over all processes: each reads every world_size-th batch of this order
             step = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
             return LetterBalancedSampler(self.mt_letters, step, lengths=self.mt_lengths if grouped else None)
