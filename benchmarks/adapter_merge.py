@@ -32,7 +32,7 @@ def main() -> None:
     from medtune.eval.scoring import build_request, score_requests
     from medtune.manifest import cpu_model, git_commit, package_versions
     from medtune.models import attach_adapter, load_causal_lm, load_tokenizer, resolve_model
-    from medtune.train.trainset import load_train_eval
+    from medtune.train.trainset import load_questions
 
     run = Path(args.run)
     recipe = load_recipe(str(run / "recipe.yaml"))
@@ -42,7 +42,7 @@ def main() -> None:
     model = attach_adapter(load_causal_lm(ref, backend), str(run / "adapter"))
     model.eval()
     template = json.loads((run / "final" / "metrics.json").read_text())["manifest"]["template"]
-    items = load_train_eval(recipe)[1]
+    items = load_questions(recipe).evals
     reqs = [build_request(tok, render(it, template, tok).prompt, "ABCD"[:len(it.options)]) for it in items]
 
     def timed() -> tuple[float, list[list[float]]]:

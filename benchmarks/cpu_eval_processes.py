@@ -82,9 +82,9 @@ def heldout_file(recipe: str, dest: Path) -> Path:
     """The recipe's held-out eval questions as a medtune JSONL file, for code that predates --recipe."""
     from medtune.train.recipe import load_recipe
     from medtune.io import atomic_write_jsonl
-    from medtune.train.trainset import load_train_eval
+    from medtune.train.trainset import load_questions
 
-    _, evals, _, _ = load_train_eval(load_recipe(recipe, []))
+    evals = load_questions(load_recipe(recipe, [])).evals
     atomic_write_jsonl(dest, (it.to_dict() for it in evals))
     return dest
 

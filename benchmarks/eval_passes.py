@@ -54,10 +54,10 @@ def main() -> None:
     from medtune.data.prompts import render, resolve_template
     from medtune.manifest import cpu_model, git_commit, package_versions
     from medtune.models import load_causal_lm, load_tokenizer, resolve_model
-    from medtune.train.trainset import load_train_eval
+    from medtune.train.trainset import load_questions
 
     recipe = load_recipe(args.recipe, [])
-    items = load_train_eval(recipe)[1]
+    items = load_questions(recipe).evals
     ref = resolve_model(recipe.model.name)
     tok = load_tokenizer(ref, False)
     model = load_causal_lm(ref, select_backend("cpu"), None, False).eval()

@@ -34,16 +34,13 @@ def main() -> None:
 
     import torch
 
-    from medtune.backend import select_backend
     from medtune.data.sources import load_benchmark
     from medtune.eval.scorers import ScorerOptions, get_scorer
     from medtune.manifest import cpu_model, git_commit, package_versions
-    from medtune.models import load_model, load_tokenizer, resolve_model
+    from medtune.eval.runtime import RuntimeSpec, load_runtime
 
-    backend = select_backend(args.device)
-    ref = resolve_model(args.model)
-    tok = load_tokenizer(ref)
-    model = load_model(ref, backend)
+    rt = load_runtime(RuntimeSpec(model=args.model, device=args.device, scorer="generate"), quiet=True)
+    backend, ref, tok, model = rt.backend, rt.ref, rt.tokenizer, rt.model
     items = load_benchmark([args.data])[0][: args.limit]
     t0 = time.perf_counter()
     with torch.inference_mode():

@@ -70,7 +70,7 @@ def tunableop_advice(env: Mapping[str, str], packing: bool | None) -> list[str]:
             "slower, later runs faster)"]
 
 
-def advice(report: dict, *, requested_dtype: str | None = None, method: str | None = None,
+def advice(report: dict, *, requested_dtype: str | None = None, quantized: bool = False,
            torch_imported_early: bool = False, packing: bool | None = None, fp8: bool = False) -> list[str]:
     """Concrete suggestions for this machine; each line says what to change and why."""
     out: list[str] = []
@@ -95,7 +95,7 @@ def advice(report: dict, *, requested_dtype: str | None = None, method: str | No
     if requested_dtype in ("float16", "fp16") and devs and devs[0]["bf16"]:
         out.append("fp16 was asked for on a GPU with bf16: bf16 has fp32's range and does not overflow into "
                    "NaN; prefer precision bf16")
-    if method == "qlora":
+    if quantized:  # a method over a 4-bit base (qlora): bitsandbytes
         out.extend(qlora_advice(report))
     if kind == "cpu":
         out.append(f"no GPU: training and evaluation run on {report['cpu_threads']} CPU threads in fp32; fine for "

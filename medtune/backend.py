@@ -275,6 +275,18 @@ def apply_device_env(devices: str | None = None, gfx_override: str | None = None
     return warnings
 
 
+def apply_env(variables: Mapping[str, Any], environ: dict | None = None) -> list[str]:
+    """Set a recipe's `env:` variables (before torch is imported); a warning for each that changes a value
+    after torch was imported, when it may have no effect in this process."""
+    env = os.environ if environ is None else environ
+    late = []
+    for key, value in variables.items():
+        if env.get(str(key)) != str(value) and "torch" in sys.modules:
+            late.append(f"{key} set after torch was imported: it may have no effect in this process")
+        env[str(key)] = str(value)
+    return late
+
+
 def default_batch_size(backend: Backend) -> int:
     """Questions per scoring pass when none is given (measured with the embedded SmolLM2 on 2 cores,
     benchmarks/NOTES.md): on a CPU 16 for a process with several threads (7.75 q/s against 6.99 at 8 and

@@ -19,8 +19,8 @@ def export_run(run: str, out: str, sample: int = 32) -> Path:
     """Merge RUN/adapter into its base model in fp32 and save safetensors + tokenizer to `out` atomically,
     with medtune-merge-check.json: how much the merge moved the predictions on `sample` eval questions.
     (The unmerged export is RUN/adapter itself.)"""
-    from medtune.backend import select_backend
-    from medtune.models import attach_adapter, load_causal_lm, load_tokenizer, resolve_model
+    from medtune.eval.runtime import RuntimeSpec, load_runtime
+    from medtune.models import attach_adapter
 
     folder = RunFolder(run)
     check_apart(out, [folder.root], field="--out")
@@ -31,12 +31,11 @@ def export_run(run: str, out: str, sample: int = 32) -> Path:
         raise MedtuneError("this run has no adapter to merge (full fine-tuning writes model/ already)",
                            path=str(folder.adapter))
     recipe = yaml.safe_load(folder.recipe.read_text("utf-8"))
-    ref = resolve_model(recipe["model"]["name"])
-    trust = recipe["model"].get("trust_remote_code", False)
-    backend = select_backend("cpu", "float32")  # the merge in fp32: a bf16 merge rounds small updates away
-    model = load_causal_lm(ref, backend, trust_remote_code=trust)
-    model = attach_adapter(model, str(folder.adapter)).eval()  # unmerged: the reference for the check
-    tokenizer = load_tokenizer(ref, trust)
+    # the merge in fp32 (a bf16 merge rounds small updates away); the adapter attached unmerged: the reference
+    rt = load_runtime(RuntimeSpec(model=recipe["model"]["name"], trust_remote_code=recipe["model"]["trust_remote_code"],
+                                  device="cpu", dtype="float32", encoder=False, who="export"), quiet=True)
+    model = attach_adapter(rt.model, str(folder.adapter)).eval()
+    tokenizer = rt.tokenizer
     items = _sample(folder, sample)
     before = _probabilities(model, tokenizer, items, recipe)
     merged = model.merge_and_unload()

@@ -271,19 +271,6 @@ def merge_for_inference(model: Any) -> bool:
     return True
 
 
-def load_model(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False,
-               place: Placement | None = None) -> Any:
-    """An encoder (multiple-choice head) or a causal LM with its adapter, whichever `ref` is."""
-    if model_kind(ref, trust_remote_code) == "encoder":
-        if adapter:
-            raise MedtuneError("encoders are fine-tuned whole (method multiple_choice): pass the run's model/ "
-                               "folder as --model instead of an adapter", field="--adapter")
-        if place is not None:
-            raise MedtuneError("encoders load whole; --device-map splits causal LMs", field="--device-map")
-        return load_encoder(ref, backend, trust_remote_code)
-    return load_causal_lm(ref, backend, adapter, trust_remote_code, place=place)
-
-
 def attach_adapter(model: Any, adapter: str) -> Any:
     """Attach a standard PEFT adapter folder (or Hub id) for inference."""
     from peft import PeftModel

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from medtune.errors import MedtuneError, did_you_mean
-from medtune.parallel import on_gpus, per_gpu
+from medtune.parallel import per_gpu
 
 GIB = 2 ** 30
 GPUS = {  # name: (label, memory in GiB as the device reports it, bf16)
@@ -42,7 +42,6 @@ GPUS = {  # name: (label, memory in GiB as the device reports it, bf16)
 PEAK_TFLOPS = {"mi300x": 1307, "mi325x": 1307, "mi250": 191, "h100": 989, "h200": 989, "a100-40": 312,
                "a100-80": 312, "rx7900xtx": 123, "rtx4090": 165}
 ASSUMED_MFU = 0.35  # the share of that peak a LoRA step of a ~2B model reaches; an assumption, not a measurement
-METHODS = ("qlora", "lora", "dora", "full")
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SUPPORTED = ("llama", "mistral", "qwen2", "qwen3")
 SHAPES = Path(__file__).resolve().parent / "resources" / "shapes"
@@ -108,13 +107,13 @@ def lora_parameters(a: Arch, r: int, targets: tuple[str, ...] = LINEARS, adapted
     return min(adapted or a.layers, a.layers) * sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
 
 
-def activations_per_token(a: Arch, method: str, grad_ckpt: bool, lora_dropout: bool,
-                          bytes_per: int = 2) -> tuple[float, float]:
-    """(bytes kept per token for all layers, bytes of one layer recomputed) for the backward pass."""
+def activations_per_token(a: Arch, grad_ckpt: bool, lora_dropout: bool, bytes_per: int = 2) -> tuple[float, float]:
+    """(bytes kept per token for all layers, bytes of one layer recomputed) for the backward pass;
+    `lora_dropout`: an adapter's dropout keeps a copy of every adapted layer's input."""
     h, q, kv, i = a.hidden, a.heads * a.head_dim, a.kv_heads * a.head_dim, a.intermediate
     elems = 4 * h + 2 * q + 2 * kv + 4 * i + ((q + kv) if a.qk_norm else 0)
     extra = 0.0
-    if method in ("lora", "dora", "qlora") and lora_dropout:
+    if lora_dropout:
         copies = 5 * h + q + i
         extra = copies * bytes_per + copies  # dropout output + boolean mask
     layer = elems * bytes_per + extra
@@ -161,26 +160,23 @@ def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len
              labelled: int | None = None, adapted: int | None = None) -> Estimate:
     """Peak training memory for one optimizer step, part by part; `adapted`: the layers an adapter
     covers (lora.layers), below which nothing is kept for the backward pass."""
-    if method not in METHODS:
-        raise MedtuneError(f"unknown method {method!r}{did_you_mean(method, METHODS)}; choose from "
-                           f"{', '.join(METHODS)}", field="--method")
+    m = planned_method(method)
+    mem = m.memory
     if memory_gib is None and gpu != "cpu":
         memory_gib = GPUS[gpu][1]
     p = count_parameters(a)
-    if method == "qlora":
-        weights = (p["linear"] - p["lm_head"]) * 0.516 + (p["total"] - p["linear"] + p["lm_head"]) * 2
-    elif method == "full":
-        weights = p["total"] * 4.0
-    else:
-        weights = p["total"] * 2.0
-    frac = 1.0 if method == "full" or not adapted else min(adapted, a.layers) / a.layers
-    trainable = p["total"] if method == "full" else lora_parameters(a, r, targets, adapted)
-    state = trainable * (12.0 if method == "full" else 16.0)  # full: fp32 grad + 2 moments (weights above)
-    if method == "dora":  # magnitude vectors, and one layer's adapted weights materialised for the norm
+    weights = p["total"] * mem.weight_bytes
+    if mem.linear_bytes is not None:  # quantized layers; embeddings, norms and the LM head as they were
+        layers = p["linear"] - p["lm_head"]
+        weights = layers * mem.linear_bytes + (p["total"] - layers) * mem.weight_bytes
+    frac = 1.0 if m.trains_all or not adapted else min(adapted, a.layers) / a.layers
+    trainable = p["total"] if m.trains_all else lora_parameters(a, r, targets, adapted)
+    state = trainable * mem.state_bytes
+    if mem.magnitude:  # magnitude vectors, and one layer's adapted weights materialised for the norm
         shapes = a.linear_shapes()
         state += a.layers * sum(shapes[t][1] for t in targets) * 16.0
         weights += sum(i * o for t, (i, o) in shapes.items() if t in targets) * 2.0 * 2
-    kept, one_layer = activations_per_token(a, method, grad_ckpt, lora_dropout and method != "full", act_bytes)
+    kept, one_layer = activations_per_token(a, grad_ckpt, lora_dropout and not m.trains_all, act_bytes)
     kept *= frac
     head = min(seq_len, labelled or seq_len)  # positions the LM head runs on
     per_sample = seq_len * (kept + one_layer) + head * a.vocab * 12.0
@@ -192,6 +188,17 @@ def estimate(a: Arch, method: str, gpu: str = "h100", *, batch: int = 8, seq_len
     parts["allocator_slack"] = slack
     return Estimate(method, gpu, memory_gib, batch, seq_len, grad_ckpt, parts, per_sample / GIB * 1.05,
                     fixed * 1.05)
+
+
+def planned_method(name: str) -> Any:
+    """The METHODS entry of a method the planner counts (a MedtuneError naming the choices otherwise)."""
+    from medtune.train.methods import planned_methods
+
+    planned = planned_methods()
+    if name not in planned:
+        raise MedtuneError(f"unknown method {name!r}{did_you_mean(name, planned)}; choose from "
+                           f"{', '.join(planned)}", field="--method")
+    return planned[name]
 
 
 def load_config(model: str) -> tuple[dict, str]:
@@ -237,6 +244,8 @@ def cpu_memory_gib() -> float | None:
 def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ckpt: bool, r: int = 16,
          labelled: int | None = None, layers: Any = None, gpus: int = 1, strategy: str = "ddp") -> dict:
     """The planner's answer for one model, method and GPU (one of `gpus`), with the alternatives."""
+    from medtune.train.methods import adapted_layers, planned_methods
+
     if gpu not in GPUS:
         raise MedtuneError(f"unknown GPU {gpu!r}{did_you_mean(gpu, GPUS)}; choose from {', '.join(GPUS)}",
                            field="--gpu")
@@ -244,25 +253,25 @@ def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ck
     a = Arch.from_config(cfg, source)
     adapted = None
     if layers is not None:
-        from medtune.train.methods import adapted_layers
-
         adapted = len(adapted_layers(layers, a.layers))
     mem = cpu_memory_gib() if gpu == "cpu" else None
     act_bytes = 4 if gpu == "cpu" else 2
     others, ests = {}, {}
-    for m in METHODS:
+    planned = planned_methods()
+    for m in planned:
         for ck in (False, True):
             e = ests[m, ck] = per_gpu(estimate(a, m, gpu, batch=batch, seq_len=seq_len, grad_ckpt=ck, r=r,
                                                act_bytes=act_bytes, memory_gib=mem, runtime_gib=0.0 if gpu == "cpu"
                                                else 1.0, labelled=labelled, adapted=adapted), gpus, strategy)
             others[f"{m}{' +ckpt' if ck else ''}"] = {"total_gib": e.total_gib, "fits": e.fits,
                                                        "max_batch": e.max_batch()}
-    est, fitting = ests[method, grad_ckpt], [m for m in METHODS if others[m]["fits"]]
+    est, fitting = ests[method, grad_ckpt], [m for m in planned if others[m]["fits"]]
+    best = sorted(planned, key=lambda m: planned[m].memory.preference)
     return {"time": time_model(a, method, gpu, r, adapted), "model": model, "config": source,
             "architecture": a.__dict__, "parameters": count_parameters(a), "adapted_layers": adapted or a.layers,
             "lora_r": r, "lora_parameters": lora_parameters(a, r, adapted=adapted), "gpus": gpus, "strategy": strategy,
             "estimate": est.to_dict(), "methods": others, "lightest_fitting_method": fitting[0] if fitting else None,
-            "best_fitting_method": next((m for m in ("full", "lora", "dora", "qlora") if others[m]["fits"]), None)}
+            "best_fitting_method": next((m for m in best if others[m]["fits"]), None), "preference": best}
 
 
 def time_model(a: Arch, method: str, gpu: str, r: int = 16, adapted: int | None = None) -> dict | None:
@@ -272,58 +281,7 @@ def time_model(a: Arch, method: str, gpu: str, r: int = 16, adapted: int | None 
     if gpu not in PEAK_TFLOPS:
         return None
     n = count_parameters(a)["linear"]
-    k = 6 if method == "full" else 2 + 2 * (min(adapted, a.layers) / a.layers if adapted else 1.0)
+    k = planned_method(method).flops_factor(min(adapted, a.layers) / a.layers if adapted else 1.0)
     rate = PEAK_TFLOPS[gpu] * 1e12 * ASSUMED_MFU
     return {"flops_per_token": k * n, "peak_tflops": PEAK_TFLOPS[gpu], "assumed_mfu": ASSUMED_MFU,
             "seconds_per_million_tokens": k * n * 1e6 / rate}
-
-
-def _on_layers(p: dict) -> str:
-    n, of = p.get("adapted_layers"), p["architecture"]["layers"]
-    return f" on {n} of {of} layers" if n and n != of else ""
-
-
-def format_plan(p: dict) -> str:
-    """The planner's answer as text."""
-    e = p["estimate"]
-    n = p["parameters"]
-    gpu = GPUS[e["gpu"]]
-    lines = [f"{p['model']}: {n['total'] / 1e9:.3f}B parameters ({p['architecture']['model_type']}, "
-             f"{p['architecture']['layers']} layers, vocab {p['architecture']['vocab']:,}); "
-             f"LoRA r={p.get('lora_r', 16)} all-linear{_on_layers(p)}: {p['lora_parameters'] / 1e6:.1f}M trainable",
-             f"{e['method']} on {gpu[0]} ({e['memory_gib']:.0f} GiB), batch {e['batch']} x {e['seq_len']} tokens"
-             f"{', gradient checkpointing' if e['grad_ckpt'] else ''}{on_gpus(p.get('gpus', 1), p.get('strategy'))}:"]
-    for k, v in e["parts_gib"].items():
-        lines.append(f"  {k:<16}{v:>8.2f} GiB")
-    verdict = "fits" if e["fits"] else "does NOT fit"
-    lines.append(f"  {'total':<16}{e['total_gib']:>8.2f} GiB -> {verdict}; largest micro-batch that fits: "
-                 f"{e['max_batch']}")
-    lines.append("methods: " + " · ".join(f"{m} {'fits' if v['fits'] else 'no'} ({v['total_gib']:.1f} GiB, "
-                                          f"max batch {v['max_batch']})" for m, v in p["methods"].items()
-                                          if "+ckpt" not in m))
-    if p.get("time"):
-        t = p["time"]
-        lines.append(f"time: ~{t['seconds_per_million_tokens']:.0f} s per million training tokens "
-                     f"({t['flops_per_token'] / 1e9:.1f} GFLOP a token at {t['assumed_mfu']:.0%} of "
-                     f"{t['peak_tflops']} TFLOP/s, the datasheet bf16 peak; an assumption until measured)")
-    lines.append(f"lightest method that fits: {p['lightest_fitting_method'] or 'none'} · best-quality method that "
-                 f"fits: {p['best_fitting_method'] or 'none'} (full > lora > dora > qlora)")
-    return "\n".join(lines)
-
-
-def table(model: str, *, batch: int, seq_len: int, grad_ckpt: bool) -> str:
-    """Methods x GPUs: the largest micro-batch that fits at this sequence length (0: does not fit)."""
-    cfg, source = load_config(model)
-    a = Arch.from_config(cfg, source)
-    gpus = [g for g in GPUS if g != "cpu"]
-    head = f"{'method':<8}" + "".join(f"{g:>11}" for g in gpus)
-    lines = [f"{model}: the largest micro-batch that fits at {seq_len} tokens"
-             f"{' with gradient checkpointing' if grad_ckpt else ''} ('no': not even batch 1)", head]
-    for m in METHODS:
-        cells = []
-        for g in gpus:
-            e = estimate(a, m, g, batch=batch, seq_len=seq_len, grad_ckpt=grad_ckpt)
-            mb = e.max_batch()
-            cells.append(f"{mb:>11}" if mb > 0 else f"{'no':>11}")
-        lines.append(f"{m:<8}" + "".join(cells))
-    return "\n".join(lines)

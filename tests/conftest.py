@@ -23,6 +23,12 @@ CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
+def medtune_sources() -> list[tuple[str, str]]:
+    """(path relative to the repository, text) of every module of the medtune package."""
+    package = ROOT / "medtune"
+    return [(str(p.relative_to(ROOT)), p.read_text("utf-8")) for p in sorted(package.rglob("*.py"))]
+
+
 def shared_path(rel: str) -> Path:
     """A path under ../shared, skipping the test when that folder is absent."""
     p = SHARED / rel

@@ -108,7 +108,7 @@ def test_h100_and_fp16_advice():
     d = r["devices"][0]
     assert (r["kind"], d["sm"], d["compute_capability"], d["bf16"]) == ("cuda", "sm_90", "9.0", True)
     assert r["sdpa"]["flash"] is True
-    tips = advice(r, requested_dtype="float16", method="qlora")
+    tips = advice(r, requested_dtype="float16", quantized=True)
     assert any(t.startswith("fp16 was asked for on a GPU with bf16") for t in tips)
     assert "qlora needs bitsandbytes: pip install bitsandbytes" in tips
     assert any(t.startswith("set PYTORCH_ALLOC_CONF=expandable_segments:True") for t in tips)

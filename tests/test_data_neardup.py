@@ -6,14 +6,13 @@ import ast
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from medtune.data import LoadOptions, load_benchmark
 from medtune.data.benchmarks import BENCHMARKS, builtin_names, resolve
 from medtune.data.duplicates import clusters, contamination, near_duplicate_pairs
 from medtune.data.neardup import _item_tokens, _text_tokens, item_tokens, normalize
-from medtune.data.synth import EDIT_KINDS, TWIN_KINDS, generate_rows, plant_twins, write_jsonl
+from medtune.data.synth import EDIT_KINDS, generate_rows, plant_twins, write_jsonl
 from medtune.errors import MedtuneError
 
 DATA = Path(__file__).resolve().parent.parent / "medtune" / "data"

@@ -19,8 +19,7 @@ def test_each_group_states_its_expected_seconds_within_eight_minutes():
     header = GPU_SH.read_text().split("set -uo pipefail")[0]
     expected = {int(g): int(s) for g, s in re.findall(r"^#\s+(\d)\s+~(\d+) s", header, flags=re.M)}
     assert sorted(expected) == [1, 2, 3]
-    assert all(0 < s <= 480 for s in expected.values()), expected
-    assert "pip install" not in GPU_SH.read_text()
+    assert all(0 < s <= 480 for s in expected.values()), expected  # never calling pip: the smoke run's fake pip
 
 
 def test_smoke_run_on_the_cpu(tmp_path):

@@ -1,8 +1,9 @@
 """The import layers hold: a module imports only from its own layer or below, and no modules import
-each other in a circle (imports inside functions count too).
+each other in a circle (imports inside functions count too; imports under `if TYPE_CHECKING:`, which
+never run, do not).
 
     core (errors, io, config, backend, manifest, runfolder) <- data <- models <- eval <- train
-        <- tools (bench, serve, hub, plan, demo) <- cli
+        <- tools (bench, serve, hub, space, plan, demo) <- cli
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ LAYER_OF = [
     ("medtune.data", "data"), ("medtune.models", "models"), ("medtune.eval", "eval"),
     ("medtune.train", "train"), ("medtune.export", "train"),
     ("medtune.bench", "tools"), ("medtune.serve", "tools"), ("medtune.hub", "tools"), ("medtune.plan", "tools"),
-    ("medtune.demo", "tools"),
+    ("medtune.demo", "tools"), ("medtune.space", "tools"), ("medtune.plan_text", "tools"),
     ("medtune.cli", "cli"), ("medtune.__main__", "cli"),
     ("medtune", "core"),
 ]
@@ -46,7 +47,13 @@ def modules(root: Path, package: str = "medtune") -> dict[str, Path]:
 def imports(path: Path, known: dict[str, Path], package: str = "medtune") -> dict[str, int]:
     """The package modules a file imports (module-level and inside functions), with the first line."""
     found: dict[str, int] = {}
-    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+    tree = ast.parse(path.read_text("utf-8"))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and
+                   ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for stmt in block.body for n in ast.walk(stmt)}  # annotations only: never run
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]

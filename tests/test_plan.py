@@ -81,7 +81,7 @@ def test_adapting_the_top_half_keeps_half_the_activations_and_halves_the_backwar
                    for spec in (None, f"top:{a.layers // 2}"))
     assert whole["time"]["flops_per_token"] / half["time"]["flops_per_token"] == pytest.approx(4 / 3)
     assert half["adapted_layers"] == a.layers // 2 and half["lora_parameters"] * 2 == whole["lora_parameters"]
-    from medtune.plan import format_plan
+    from medtune.plan_text import format_plan
 
     assert f"LoRA r=16 all-linear on {a.layers // 2} of {a.layers} layers:" in format_plan(half)
     assert "LoRA r=16 all-linear:" in format_plan(whole)

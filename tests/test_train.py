@@ -228,16 +228,16 @@ def test_loss_is_on_the_answer_tokens_only(tiny_tokenizer, sample_jsonl):
 
 
 def test_packing_gives_the_same_loss_as_padding(tiny_model_dir, tiny_tokenizer, sample_jsonl):
-    from transformers import AutoModelForCausalLM, DataCollatorWithFlattening
+    from transformers import AutoModelForCausalLM
 
     from medtune.data import load_benchmark
-    from medtune.train.examples import PadCollator, build_examples
+    from medtune.train.examples import PadCollator, build_examples, pack_collator
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
     items, _ = load_benchmark(str(sample_jsonl))
     feats = build_examples(items[:5], tiny_tokenizer, "chat", "letter_text", 512, "all")
     padded = PadCollator(tiny_tokenizer.pad_token_id)(feats)
-    packed = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)(feats)
+    packed = pack_collator()(feats)
     model.config.use_cache = False  # as run_train sets it: packed batches are recognised only without a cache
     with torch.no_grad():
         a = model(**padded).loss

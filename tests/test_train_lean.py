@@ -71,15 +71,15 @@ def test_head_on_labels_has_the_same_gradients(tiny_model_dir, tiny_tokenizer, s
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager", "flex_attention"])
 def test_packed_example_loss_equals_its_loss_alone(tiny_model_dir, tiny_tokenizer, sample_jsonl, attn):
-    from medtune.train.examples import PackCollator, build_examples
+    from medtune.train.examples import build_examples, pack_collator
     from medtune.train.trainer import labelled_loss
 
     feats = build_examples(_items(sample_jsonl), tiny_tokenizer, "chat", "letter_text", 512, "all")
     model = _model(tiny_model_dir, attn)
-    packed = PackCollator()(feats)
+    packed = pack_collator()(feats)
     assert packed["input_ids"].shape[0] == 1 and "attention_mask" not in packed  # padding-free
     with torch.no_grad():
-        alone = [labelled_loss(model, PackCollator()([f]), num_items_in_batch=1) for f in feats]
+        alone = [labelled_loss(model, pack_collator()([f]), num_items_in_batch=1) for f in feats]
         n = (packed["labels"][:, 1:] != -100).sum()
         together = labelled_loss(model, packed, num_items_in_batch=1)
         # per example: the packed row's token losses, summed over each example's span

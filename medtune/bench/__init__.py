@@ -77,23 +77,14 @@ def format_bench(r: dict) -> str:
     return "\n".join(lines)
 
 
-def apply_recipe_env(recipe: Any) -> list[str]:
-    """Set the recipe's `env:` variables; a warning for each that comes after torch was imported."""
-    late = []
-    for key, value in (getattr(recipe, "env", None) or {}).items():
-        if os.environ.get(str(key)) != str(value) and "torch" in sys.modules:
-            late.append(f"{key} set after torch was imported: it may have no effect in this process")
-        os.environ[str(key)] = str(value)
-    return late
-
-
 def run_one(kind: str, recipe_path: str | None, overrides: list[str], kwargs: dict) -> dict:
     """One bench in this process: the recipe's env first, then a fresh peak-memory count, then the run."""
     from medtune.train.recipe import load_recipe
 
+    from medtune.train.run import apply_env
+
     recipe = load_recipe(recipe_path, overrides)
-    for warning in apply_recipe_env(recipe):
-        print(f"medtune: warning: {warning}", file=sys.stderr)
+    apply_env(recipe)
     from medtune.bench.common import reset_memory
 
     reset_memory(kwargs.get("device") or "cuda")
@@ -103,7 +94,7 @@ def run_one(kind: str, recipe_path: str | None, overrides: list[str], kwargs: di
         from medtune.bench.eval import bench_eval as fn
     r = fn(recipe, **kwargs)
     r["recipe"] = recipe_path
-    r["env"] = dict(getattr(recipe, "env", None) or {})
+    r["env"] = dict(recipe.env)
     return r
 
 

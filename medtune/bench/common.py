@@ -3,13 +3,18 @@ and prediction agreement with a tie tolerance."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from medtune.errors import MedtuneError
+from medtune.eval.runtime import load_runtime
+
+if TYPE_CHECKING:
+    from medtune.train.recipe import Recipe
 
 SHAPES = Path(__file__).resolve().parent.parent / "resources" / "shapes"
 # Two log-likelihoods closer than this are a tie in that dtype: a different argmax between two runs counts
@@ -136,40 +141,36 @@ def shape_model(shape: str, dtype: Any, device: str = "cpu", seed: int = 0, attn
         return AutoModelForCausalLM.from_config(config, dtype=dtype, **extra)
 
 
-def setup(recipe: Any, shape: str | None, tokenizer_name: str | None, device: str | None,
+def setup(recipe: Recipe, shape: str | None, tokenizer_name: str | None, device: str | None,
           for_training: bool) -> dict:
-    """Backend, precision, tokenizer, model (the recipe's, or a shape with random weights) and template."""
+    """Backend, precision, tokenizer, model (the recipe's, or a shape with random weights) and template, through
+    the one loader (`load_runtime`) that `medtune train` uses."""
     from medtune.backend import select_backend
-    from medtune.data.prompts import resolve_template
-    from medtune.models import load_causal_lm, load_tokenizer, resolve_model, resolve_tokenizer
     from medtune.train import methods
+    from medtune.train.run import runtime_spec
 
-    if recipe.method == "multiple_choice":
+    method = methods.get_method(recipe.method)
+    if method.encoder:
         raise MedtuneError("bench measures causal LMs; encoders are small enough to time with medtune train",
                            field="method")
     precision = methods.precision_for(select_backend(device), recipe.train.precision)
-    backend = select_backend(device, dtype=methods.load_dtype(recipe.method, precision) if for_training
-                             else "auto")
+    spec = runtime_spec(recipe, method, precision, device)
+    if not for_training:  # timing evaluation: the best dtype of the device, the full-precision base
+        spec = dataclasses.replace(spec, dtype="auto", quantization=None)
+    spec = dataclasses.replace(spec, tokenizer=tokenizer_name)
+    backend = select_backend(device, dtype=spec.dtype)
     if for_training and recipe.train.fp8:
         methods.check_fp8(backend)
-    tok_ref = resolve_tokenizer(tokenizer_name) if tokenizer_name else resolve_model(recipe.model.name)
-    tokenizer = load_tokenizer(tok_ref, recipe.model.trust_remote_code)
-    if shape:
-        model = shape_model(shape, backend.torch_dtype(), backend.device,
-                            attn_implementation=methods.attention_for(recipe, backend))
-        model_name = f"{shape} shape, random weights"
-    else:
-        model = load_causal_lm(resolve_model(recipe.model.name), backend,
-                               trust_remote_code=recipe.model.trust_remote_code,
-                               attn_implementation=methods.attention_for(recipe, backend))
-        model_name = recipe.model.name
-    vocab = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > vocab:
-        raise MedtuneError(f"the tokenizer has {len(tokenizer)} tokens but the model only {vocab}; pass a "
+    model = shape_model(shape, backend.torch_dtype(), backend.device, attn_implementation=spec.attn_implementation) \
+        if shape else None
+    rt = load_runtime(spec, model=model, quiet=True)
+    vocab = rt.model.get_input_embeddings().weight.shape[0]
+    if len(rt.tokenizer) > vocab:
+        raise MedtuneError(f"the tokenizer has {len(rt.tokenizer)} tokens but the model only {vocab}; pass a "
                            "matching --tokenizer", field="--tokenizer")
-    template = resolve_template(recipe.data.template, tokenizer)
-    return {"backend": backend, "precision": precision, "tokenizer": tokenizer, "model": model,
-            "model_name": model_name, "template": template, "tokenizer_name": tok_ref.name}
+    return {"backend": rt.backend, "precision": precision, "tokenizer": rt.tokenizer, "model": rt.model,
+            "model_name": f"{shape} shape, random weights" if shape else recipe.model.name, "template": rt.template,
+            "tokenizer_name": tokenizer_name or rt.ref.name}
 
 
 def reset_memory(device: str) -> None:

@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.torch_imported_early = torch_imported_early
     quiet_libraries(args.verbose)
     old = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-    if getattr(args, "dtype", None) in old:
+    if vars(args).get("dtype") in old:  # verbs with a --dtype flag
         print(f"medtune: warning: --dtype {args.dtype} is now spelled {old[args.dtype]}; the old spelling goes "
               "in the next release", file=sys.stderr)
     try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """What to time, on which model, and where the JSON goes."""
+    from medtune.eval.scorers import training_scorers
+
     p.add_argument("kind", choices=["train", "eval", "parity"],
                    help="train: a training step; eval: the eval scorer; parity: a seeded random model's letters "
                         "on the CPU and the GPU, fp32 and bf16 (no recipe)")
@@ -30,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                              "default medmcqa-dev)")
     p.add_argument("--batch-size", type=int, help="eval, parity: questions per forward pass (of median length; "
                                                   "parity: default 16)")
-    p.add_argument("--scorer", choices=["letter", "cloze"], help="eval: default the recipe's eval scorer")
+    p.add_argument("--scorer", choices=training_scorers(), help="eval: default the recipe's eval scorer")
     p.add_argument("--no-compare", action="store_true", help="eval: skip the run without the prefix cache")
     p.add_argument("--reference", metavar="EVAL", help="eval: count predictions equal to this recorded eval's "
                    "(a folder with predictions.jsonl, matched by question id)")

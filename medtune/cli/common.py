@@ -51,12 +51,14 @@ def report_skipped(report: Any) -> None:
 
 def add_answer_options(p: argparse.ArgumentParser) -> None:
     """Which model answers (ask, serve): a run folder, or a model and adapter."""
+    from medtune.eval.scorers import user_scorers
+
     p.add_argument("--run", help="a run folder from medtune train/demo (its base model and adapter)")
     p.add_argument("--model", help="embedded name (smollm2-135m-instruct, the default), folder or Hub id")
     p.add_argument("--adapter", help="a PEFT adapter folder or Hub id")
     p.add_argument("--template", help="auto, chat, plain, hackathon, lm-eval or a template .yaml file (default: "
                                       "the run's, else auto)")
-    p.add_argument("--scorer", choices=["letter", "cloze", "generate"],
+    p.add_argument("--scorer", choices=user_scorers(),
                    help="default: the run's eval scorer, else letter; generate: the model writes its answer "
                         "(greedy) and the letter is read from the reply")
     p.add_argument("--abstain-below", type=float, metavar="P",

@@ -24,10 +24,12 @@ def main(args: argparse.Namespace) -> int:
     """Print the report; exit 1 when the requested device cannot be used."""
     from medtune.advice import advice
     from medtune.backend import detect, select_backend
+    from medtune.train.methods import get_method
 
     report = detect()
     report["torch_imported_before_medtune_env"] = args.torch_imported_early
-    tips = advice(report, requested_dtype=args.dtype, method=args.method, packing=args.packing, fp8=args.fp8,
+    quantized = args.method is not None and get_method(args.method).quantization is not None
+    tips = advice(report, requested_dtype=args.dtype, quantized=quantized, packing=args.packing, fp8=args.fp8,
                   torch_imported_early=args.torch_imported_early and bool(args.devices or args.gfx_override))
     problem = None
     try:

@@ -71,16 +71,18 @@ def labelled_positions(r: object) -> int | None:
 
 def main(args: argparse.Namespace) -> int:
     """Print the plan; exit 1 when it does not fit."""
-    from medtune.plan import format_plan, plan, table
+    from medtune.plan import plan
+    from medtune.plan_text import format_plan, table
+    from medtune.train.methods import get_method
 
     for old, new in DEPRECATED.items():
         if any(a == old or a.startswith(old + "=") for a in sys.argv):
             print(f"medtune: warning: {old} is now {new}; the old spelling goes in the next release", file=sys.stderr)
     r = recipe_for(args)
-    if r.method == "grpo":  # the policy trains as a LoRA adapter; generation's KV cache comes on top
-        print("medtune: GRPO is planned as its LoRA policy training; add the generation KV cache and, with vLLM "
-              "colocated, its memory share (docs/grpo.md)", file=sys.stderr)
-        r = dataclasses.replace(r, method="lora")
+    m = get_method(r.method)
+    if m.plan_as:  # planned as another method's training, with a note on what comes on top
+        print(f"medtune: {m.plan_note}", file=sys.stderr)
+        r = dataclasses.replace(r, method=m.plan_as)
     shape = {"batch": r.train.batch_size, "seq_len": r.data.max_length, "grad_ckpt": r.model.gradient_checkpointing}
     if args.table:
         print(table(r.model.name, **shape))

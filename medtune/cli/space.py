@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Write the Space folder."""
-    from medtune.hub import build_space
+    from medtune.space import build_space
 
     out = build_space(args.run, args.out, base_model=args.base_model, title=args.title)
     print(f"medtune: wrote a Gradio Space to {out}: upload it with "

@@ -11,6 +11,7 @@ a damaged, foreign or unreadable entry counts as a miss. Deleting the folder is 
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -21,7 +22,7 @@ from typing import Any, Mapping
 
 from medtune.data import fastjson
 from medtune.errors import MedtuneError
-from medtune.io import atomic_open, cache_dir
+from medtune.io import atomic_open, cache_dir, sha256_file
 
 _VERSION = 2  # bump when the layout of cached values changes
 
@@ -53,6 +54,14 @@ def content_key(*parts: Any) -> str:
     text = json.dumps([_VERSION, *(_canonical(p) for p in parts)], sort_keys=True,
                       separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def code_digest(*files: str) -> str:
+    """One hash of medtune's own source files (paths under the medtune package): part of a cache key, so
+    a changed loader or tokenizer never reads an entry an older version wrote."""
+    root = Path(__file__).resolve().parent.parent
+    return content_key(*(sha256_file(root / f) for f in files))
 
 
 def _unsafe(st: os.stat_result) -> str | None:

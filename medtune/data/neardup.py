@@ -17,7 +17,6 @@ grouped first, so a question copied 500 times is compared once.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import threading
 import unicodedata

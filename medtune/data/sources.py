@@ -14,7 +14,7 @@ from typing import Sequence
 
 from medtune.data import formats as F
 from medtune.data.benchmarks import RESOURCES, builtin_names  # noqa: F401 (RESOURCES: older imports)
-from medtune.data.cache import content_key, load_cached, store_cached
+from medtune.data.cache import code_digest, content_key, load_cached, store_cached
 from medtune.data import convert
 from medtune.data.schema import MCQItem
 from medtune.errors import MedtuneError, did_you_mean
@@ -24,8 +24,8 @@ BUILTIN = {name: Path(spec) for name, spec in builtin_names().items() if not spe
 FOLDER_SUFFIXES = (".jsonl", ".csv", ".parquet")
 CACHE_MIN_BYTES = 16 << 20     # smaller sources load in well under a second: no entry, no note
 CACHE_MIN_ROWS = 20_000        # the same for hf: datasets, by rows
-CODE_FILES = ("readers.py", "formats.py", "validate.py", "convert.py", "schema.py", "sources.py", "fastjson.py",
-              "fastrows.py")
+CODE_FILES = tuple(f"data/{f}" for f in ("readers.py", "formats.py", "validate.py", "convert.py", "schema.py",
+                                        "sources.py", "fastjson.py", "fastrows.py"))
 
 
 @dataclass
@@ -216,17 +216,6 @@ def _unpack(value) -> tuple[list[MCQItem], LoadReport] | None:
     return items, report
 
 
-_CODE_HASH: list[str] = []
-
-
-def _code_hash() -> str:
-    """One hash of the loader's own source files: a new medtune never reads an older entry."""
-    if not _CODE_HASH:
-        here = Path(__file__).resolve().parent
-        _CODE_HASH.append(content_key(*(sha256_file(here / f) for f in CODE_FILES)))
-    return _CODE_HASH[0]
-
-
 def _file_sha(path: str, st: os.stat_result) -> str:
     """A file's sha256, remembered per (path, size, mtime, inode) so an unchanged file is not reread."""
     stat_key = content_key("stat", os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
@@ -264,4 +253,4 @@ def _cache_key(paths: list[str], options: LoadOptions, hub: dict, shas: dict[str
             shas[path] = _file_sha(path, st)
             part[1:] = [shas[path], _file_sha(str(truth), truth.stat()) if truth.is_file() else None]
     opts = {k: v for k, v in asdict(options).items() if k != "cache"}
-    return content_key("items", _code_hash(), parts, opts)
+    return content_key("items", code_digest(*CODE_FILES), parts, opts)

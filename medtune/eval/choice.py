@@ -85,7 +85,8 @@ def score_items_mc(model: Any, tokenizer: Any, items: Sequence[MCQItem], *, batc
 def is_multiple_choice(model: Any) -> bool:
     """Whether a (possibly wrapped) model has a multiple-choice head."""
     base = getattr(model, "base_model", model)
-    names = {type(model).__name__, type(base).__name__, type(getattr(base, "model", base)).__name__}
+    inner = base.model if hasattr(base, "model") else base
+    names = {type(model).__name__, type(base).__name__, type(inner).__name__}
     return any(n.endswith("ForMultipleChoice") for n in names)
 
 

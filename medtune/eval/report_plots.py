@@ -119,17 +119,24 @@ def plot_letters(evals: list[Evaluation], path: Path) -> Path:
     gold = evals[-1].metrics["baselines"]["gold_letters"]
     letters = sorted(set(gold) | {k for e in evals for k in e.primary["predicted_letters"]})
     series = [("gold answers", gold)] + [(e.label, e.primary["predicted_letters"]) for e in evals]
+    colors = [(["#111827"] + COLORS)[k % (len(COLORS) + 1)] for k in range(len(series))]
+    return _letter_bars(plt, series, letters, colors, "share of questions",
+                        "predicted letters against the gold letters", path)
+
+
+def _letter_bars(plt: Any, series: list, letters: list[str], colors: list[str], ylabel: str, title: str,
+                 path: Path) -> Path:
+    """Grouped bars: one group per letter, one bar per (name, {letter: value}) series."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    w = 0.8 / len(series)
-    for k, (name, dist) in enumerate(series):
+    w = 0.8 / max(1, len(series))
+    for k, (name, values) in enumerate(series):
         xs = [i + (k - (len(series) - 1) / 2) * w for i in range(len(letters))]
-        ax.bar(xs, [dist.get(x, 0.0) for x in letters], width=w, label=name,
-               color=(["#111827"] + COLORS)[k % (len(COLORS) + 1)])
+        ax.bar(xs, [values.get(x, 0.0) for x in letters], width=w, label=name, color=colors[k])
     ax.set_xticks(range(len(letters)))
     ax.set_xticklabels(letters)
-    ax.set_ylabel("share of questions")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
-    ax.set_title("predicted letters against the gold letters")
+    ax.set_title(title)
     return _save(fig, path)
 
 
@@ -168,17 +175,9 @@ def plot_bias(evals: list[Evaluation], path: Path) -> Path:
                            d["debiased"]["bias"]["recall"]))
     plt = _plt()
     letters = sorted({k for _, r in series for k in r})
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    w = 0.8 / max(1, len(series))
-    for k, (name, recall) in enumerate(series):
-        xs = [i + (k - (len(series) - 1) / 2) * w for i in range(len(letters))]
-        ax.bar(xs, [recall.get(x, 0.0) for x in letters], width=w, label=name, color=COLORS[(k + 1) % len(COLORS)])
-    ax.set_xticks(range(len(letters)))
-    ax.set_xticklabels(letters)
-    ax.set_ylabel("recall of questions whose gold is this letter")
-    ax.legend(fontsize=8)
-    ax.set_title("selection bias: recall per gold letter (equal bars: no letter preference)")
-    return _save(fig, path)
+    colors = [COLORS[(k + 1) % len(COLORS)] for k in range(len(series))]
+    return _letter_bars(plt, series, letters, colors, "recall of questions whose gold is this letter",
+                        "selection bias: recall per gold letter (equal bars: no letter preference)", path)
 
 
 def plot_risk_coverage(evals: list[Evaluation], path: Path) -> Path | None:

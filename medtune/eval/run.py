@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -12,11 +11,11 @@ from medtune.config import opt
 from medtune.data.schema import MCQItem
 from medtune.errors import MedtuneError
 from medtune.eval import robustness
-from medtune.eval.scorers import SCORERS, ScorerOptions, ScorerOutput, get_scorer
+from medtune.eval.runtime import Runtime, RuntimeSpec, load_runtime
+from medtune.eval.scorers import SCORERS, ScorerOptions, ScorerOutput, encoder_scorer, get_scorer, scorer_for
 from medtune.models import placement
 
 # the result names each scorer reports ("choice": an encoder's multiple-choice head)
-RESULTS = {name: s.results for name, s in SCORERS.items()}
 
 
 @dataclass
@@ -89,7 +88,7 @@ def run_scorer(model: Any, tokenizer: Any, items: Sequence[MCQItem], scorer: str
     """Score items with the named scorer (an encoder with a multiple-choice head always uses `choice`)."""
     from medtune.eval.choice import is_multiple_choice
 
-    entry = SCORERS["choice"] if is_multiple_choice(model) else get_scorer(scorer)
+    entry = scorer_for(scorer, is_multiple_choice(model))
     return entry.run(model, tokenizer, items, template, batch_size=batch_size, device=device,
                      max_length=max_length, progress=progress, processes=processes, options=options)
 
@@ -114,37 +113,16 @@ def load_items(cfg: EvalConfig) -> tuple[list[MCQItem], Any]:
     return items, report
 
 
-@dataclass
-class Loaded:
-    """A model ready to score: itself, its tokenizer, where it came from, and how it runs."""
-
-    model: Any
-    tokenizer: Any
-    ref: Any
-    backend: Any
-    load_s: float
-
-
-def load_for_eval(cfg: EvalConfig, model: Any = None, tokenizer: Any = None, quiet: bool = False) -> Loaded:
-    """The configured model and tokenizer (or the ones given), on the configured backend."""
-    from medtune.backend import select_backend
-    from medtune.models import load_model, load_tokenizer, resolve_model
-
-    backend = select_backend(cfg.device, cfg.dtype)
-    ref = resolve_model(cfg.model)
-    if ref.note and model is None and not quiet:
-        print(f"medtune: model {ref.name}: {ref.note}", file=sys.stderr)
-    t_load = time.perf_counter()
-    if tokenizer is None:
-        tokenizer = load_tokenizer(ref, cfg.trust_remote_code)
-    if model is None:
-        model = load_model(ref, backend, cfg.adapter, cfg.trust_remote_code,
-                           place=placement(cfg.device_map, cfg.max_memory))
-    return Loaded(model, tokenizer, ref, backend, time.perf_counter() - t_load)
+def load_for_eval(cfg: EvalConfig, model: Any = None, tokenizer: Any = None, quiet: bool = False) -> Runtime:
+    """The configured model and tokenizer (or the ones given), on the configured backend (`load_runtime`)."""
+    spec = RuntimeSpec(model=cfg.model, adapter=cfg.adapter, trust_remote_code=cfg.trust_remote_code,
+                       device=cfg.device, dtype=cfg.dtype, template=cfg.template, scorer=cfg.scorers[0],
+                       place=placement(cfg.device_map, cfg.max_memory))
+    return load_runtime(spec, model, tokenizer, quiet=quiet)
 
 
 def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: Any = None,
-                   tokenizer: Any = None, loaded: Loaded | None = None,
+                   tokenizer: Any = None, loaded: Runtime | None = None,
                    calibration: list[MCQItem] | None = None) -> dict:
     """Score loaded items with the configured model and write metrics.json and predictions.jsonl;
     `calibration`: questions to fit the confidence temperature on (else --calibrate-on's, if given)."""
@@ -152,14 +130,13 @@ def evaluate_items(cfg: EvalConfig, items: list[MCQItem], report: Any, model: An
 
     from medtune.backend import default_batch_size, processes
     from medtune.data.prompts import resolve_template
-    from medtune.eval.choice import is_multiple_choice
     from medtune.eval.results import build_metrics, build_rows, write_eval
 
     torch.manual_seed(cfg.seed)
     rank, world = processes() if cfg.distributed else (0, 1)
     lo = loaded or load_for_eval(cfg, model, tokenizer, quiet=rank != 0)
-    if is_multiple_choice(lo.model):
-        cfg = dataclasses.replace(cfg, scorers=["choice"], template="none")
+    if lo.encoder:
+        cfg = dataclasses.replace(cfg, scorers=[encoder_scorer().name], template="none")
         template = "none"
     else:
         template = resolve_template(cfg.template, lo.tokenizer)

@@ -44,6 +44,10 @@ class Scorer:
     results: tuple[str, ...]
     target: str
     user_facing: bool = True
+    generative: bool = False  # the model writes its answer (read by the extractor), no option scores
+    cloze: bool = False  # the prompt lists no letters: each option's text is the continuation
+    in_training: bool = False  # usable as train.eval_scorer (a log-likelihood scorer of a causal LM)
+    encoder: bool = False  # the scorer of encoders with a multiple-choice head (chosen by the model, not a user)
     help: str = ""
 
     def load(self) -> ScoreFn:
@@ -91,13 +95,13 @@ def run_generate(model: Any, tokenizer: Any, items: Sequence[MCQItem], template:
 
 
 SCORERS: dict[str, Scorer] = {s.name: s for s in (
-    Scorer("letter", ("letter",), "medtune.eval.loglik:score_letter",
+    Scorer("letter", ("letter",), "medtune.eval.loglik:score_letter", in_training=True,
            help="log-likelihood of each option's letter after the question (one forward pass)"),
-    Scorer("cloze", ("cloze", "cloze_norm", "cloze_mean"), "medtune.eval.loglik:score_cloze",
-           help="log-likelihood of each option's text (lm-eval acc; per character: acc_norm)"),
-    Scorer("choice", ("choice",), "medtune.eval.choice:score_choice", user_facing=False,
+    Scorer("cloze", ("cloze", "cloze_norm", "cloze_mean"), "medtune.eval.loglik:score_cloze", cloze=True,
+           in_training=True, help="log-likelihood of each option's text (lm-eval acc; per character: acc_norm)"),
+    Scorer("choice", ("choice",), "medtune.eval.choice:score_choice", user_facing=False, encoder=True,
            help="an encoder's multiple-choice head (chosen by medtune for such models)"),
-    Scorer("generate", ("generate",), "medtune.eval.scorers:run_generate",
+    Scorer("generate", ("generate",), "medtune.eval.scorers:run_generate", generative=True,
            help="greedy generation, then the answer read from the text (unparseable counts wrong)"),
 )}
 
@@ -105,6 +109,26 @@ SCORERS: dict[str, Scorer] = {s.name: s for s in (
 def user_scorers() -> tuple[str, ...]:
     """The scorer names a user may ask for."""
     return tuple(n for n, s in SCORERS.items() if s.user_facing)
+
+
+def training_scorers() -> tuple[str, ...]:
+    """The scorer names train.eval_scorer may take."""
+    return tuple(n for n, s in SCORERS.items() if s.in_training)
+
+
+def encoder_scorer() -> Scorer:
+    """The scorer of an encoder with a multiple-choice head."""
+    return next(s for s in SCORERS.values() if s.encoder)
+
+
+def scorer_for(name: str, encoder: bool) -> Scorer:
+    """The scorer a model uses: an encoder's own, else the named one."""
+    return encoder_scorer() if encoder else get_scorer(name)
+
+
+def is_generative(name: str | None) -> bool:
+    """Whether the named scorer writes its answer (False for no name or an unknown one)."""
+    return name in SCORERS and SCORERS[name].generative
 
 
 def get_scorer(name: str) -> Scorer:

@@ -120,13 +120,15 @@ def run_suite(suite: str | Suite, cfg: Any, *, data_dir: str | None = None, mode
     lm-eval's results.json under cfg.out; return the suite summary (see `format_suite`)."""
     import dataclasses
 
+    from medtune.config import default_of
     from medtune.data.sources import LoadOptions, load_benchmark
     from medtune.eval.run import evaluate_items, load_for_eval
     from medtune.runfolder import RunFolder
 
     s = suite if isinstance(suite, Suite) else load_suite(suite)
     template = cfg.template if cfg.template != "auto" else s.template
-    scorers = cfg.scorers if cfg.scorers != ["letter"] else [s.scorer]
+    default = default_of(next(f for f in dataclasses.fields(cfg) if f.name == "scorers"))
+    scorers = cfg.scorers if cfg.scorers != default else [s.scorer]  # not asked for: the suite's own
     resolved = [resolve_task(t, data_dir) for t in s.tasks]
     loaded = load_for_eval(cfg, model, tokenizer)
     rows, t_all = [], time.perf_counter()

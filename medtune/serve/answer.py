@@ -15,16 +15,16 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
 from medtune.errors import MedtuneError
 from medtune.eval.confidence import policy, verdict
 from medtune.eval.report import NOTICE
+from medtune.eval.scorers import is_generative
 from medtune.runfolder import RunFolder
 from medtune.serve.limits import GENERATE_TOKENS, check_questions
 
-SCORERS = ("letter", "cloze", "generate")
 EXPLAIN_TOKENS = 96  # default length bound of an explanation
 MAX_QUESTION_CHARS = 4000
 MAX_OPTION_CHARS = 1000
@@ -132,25 +132,22 @@ class Answerer:
 
     def __init__(self, source: Source, *, device: str | None = None, dtype: str = "auto",
                  batch_size: int | None = None, trust_remote_code: bool = False, place: Any = None):
-        from medtune.backend import default_batch_size, select_backend
-        from medtune.data.prompts import resolve_template
-        from medtune.eval.choice import is_multiple_choice
-        from medtune.models import load_model, load_tokenizer, resolve_model
+        from medtune.backend import default_batch_size
+        from medtune.eval.runtime import RuntimeSpec, load_runtime
+        from medtune.eval.scorers import get_scorer
 
-        if source.scorer not in SCORERS:
-            raise MedtuneError(f"unknown scorer {source.scorer!r}; choose letter, cloze or generate",
-                               field="--scorer")
+        if not get_scorer(source.scorer).user_facing:
+            raise MedtuneError(f"the {source.scorer} scorer is chosen by the model, not asked for", field="--scorer")
         self.source = source
-        self.backend = select_backend(device, dtype)
-        self.ref = resolve_model(source.model)
-        self.tokenizer = load_tokenizer(self.ref, trust_remote_code)
-        self.model = load_model(self.ref, self.backend, source.adapter, trust_remote_code, place=place)
-        self.is_encoder = is_multiple_choice(self.model)
-        if self.is_encoder and source.scorer == "generate":
+        rt = load_runtime(RuntimeSpec(model=source.model, adapter=source.adapter, trust_remote_code=trust_remote_code,
+                                      device=device, dtype=dtype, template=source.template, scorer=source.scorer,
+                                      place=place), quiet=True)
+        self.backend, self.ref, self.tokenizer, self.model = rt.backend, rt.ref, rt.tokenizer, rt.model
+        self.is_encoder, self.template, self.scorer = rt.encoder, rt.template, rt.scorer.name
+        if self.is_encoder and get_scorer(source.scorer).generative:
             raise MedtuneError(f"{self.ref.name} is an encoder with a multiple-choice head: it scores options but "
                                "cannot write an answer; drop --scorer generate", field="--scorer")
-        self.template = "none" if self.is_encoder else resolve_template(source.template, self.tokenizer)
-        self.scorer = "choice" if self.is_encoder else source.scorer
+        self.generative = rt.scorer.generative
         self.batch_size = batch_size or default_batch_size(self.backend)
         self._lock = threading.Lock()
 
@@ -160,7 +157,7 @@ class Answerer:
 
         return {"model": self.ref.name, "model_note": self.ref.note, "adapter": self.source.adapter,
                 "run": self.source.run, "backend": self.backend.to_dict(), "template": self.template,
-                "scorer": self.scorer, "thinking": self.source.thinking if self.scorer == "generate" else None,
+                "scorer": self.scorer, "thinking": self.source.thinking if self.generative else None,
                 "medtune": __version__, "notice": NOTICE}
 
     def answer(self, questions: Sequence[Question], explain: bool = False,
@@ -175,7 +172,7 @@ class Answerer:
 
         check_questions(self, questions)
         items = [q.to_item(i) for i, q in enumerate(questions)]
-        if self.scorer == "generate":
+        if self.generative:
             return self._generate(items, max_new_tokens or GENERATE_TOKENS)
         with self._lock, torch.inference_mode():
             scores, _ = score_items(self.model, self.tokenizer, items, self.scorer, self.template,
@@ -280,7 +277,7 @@ def _read(path: str) -> str:
 def format_answer(q: Question, result: dict, width: int = 30, reasoning_chars: int = 160) -> str:
     """A terminal rendering: the answer, then a bar per option (or, generating, the reply and the start of
     the reasoning, which --json prints whole)."""
-    if result.get("scorer") == "generate":
+    if is_generative(result.get("scorer")):
         return _format_generated(result, reasoning_chars)
     lines = [f"answer: {result['answer']}. {result['answer_text']}"]
     if result.get("abstain"):

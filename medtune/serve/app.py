@@ -16,6 +16,7 @@ from typing import Any
 
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS
 from medtune.errors import MedtuneError
+from medtune.eval.scorers import is_generative
 from medtune.serve.answer import NOTICE, Answerer, Question, public_info
 from medtune.serve.limits import MAX_QUEUE_QUESTIONS
 
@@ -75,7 +76,7 @@ def render_generated(options: list[str], result: dict) -> str:
 
 def render_result(options: list[str], result: dict) -> str:
     """The answer as HTML, whichever scorer gave it."""
-    return render_generated(options, result) if result.get("scorer") == "generate" else render_bars(options, result)
+    return render_generated(options, result) if is_generative(result.get("scorer")) else render_bars(options, result)
 
 
 def example_rows(n: int = 4) -> list[list[str]]:
@@ -131,7 +132,7 @@ def build_app(answerer: Answerer, examples: bool = True, max_queue: int = MAX_QU
                     add = gr.Button("+ option", elem_id="medtune-add", size="sm")
                     remove = gr.Button("− option", elem_id="medtune-remove", size="sm")
                 explain = gr.Checkbox(label="Explain the answer (slower; greedy generation)",
-                                      elem_id="medtune-explain", visible=answerer.scorer != "generate")
+                                      elem_id="medtune-explain", visible=not is_generative(answerer.scorer))
                 go = gr.Button("Answer", variant="primary", elem_id="medtune-go")
             with gr.Column(scale=2):
                 out = gr.HTML(elem_id="medtune-result")

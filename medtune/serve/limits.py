@@ -27,16 +27,17 @@ def tokens_needed(answerer: Any, question: Any) -> int:
     """Tokens one question takes in its longest forward sequence: the rendered prompt and its longest
     option (or, generating, the reply's bound)."""
     from medtune.data.prompts import render
+    from medtune.eval.scorers import get_scorer, is_generative
     from medtune.eval.scoring import build_request
     tok = answerer.tokenizer
     if answerer.is_encoder:
         first = " ".join(t for t in (question.context, question.question) if t)
         return max(len(tok(first, option)["input_ids"]) for option in question.options)
     item = question.to_item()
-    if answerer.scorer == "generate":
+    if is_generative(answerer.scorer):
         prompt = render(item, answerer.template, tok).prompt
         return len(tok(prompt, add_special_tokens=False)["input_ids"]) + GENERATE_TOKENS
-    p = render(item, answerer.template, tok, cloze=answerer.scorer == "cloze")
+    p = render(item, answerer.template, tok, cloze=get_scorer(answerer.scorer).cloze)
     return build_request(tok, p.prompt, p.choices).longest
 
 

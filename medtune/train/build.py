@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from medtune.train.trainset import ExampleList
 
+if TYPE_CHECKING:
+    from medtune.train.recipe import Recipe
 
-def make_collator(recipe: Any, tokenizer: Any, encoder: bool) -> Any:
+
+def make_collator(recipe: Recipe, tokenizer: Any, encoder: bool) -> Any:
     """Options padded per question (encoders), padding-free packing, or right-padding."""
     if encoder:
         from medtune.eval.choice import ChoiceCollator
 
         return ChoiceCollator(tokenizer.pad_token_id)
-    from medtune.train.examples import PackCollator, PadCollator
+    from medtune.train.examples import PadCollator, pack_collator
 
-    return PackCollator() if recipe.train.packing else PadCollator(tokenizer.pad_token_id)
+    return pack_collator() if recipe.train.packing else PadCollator(tokenizer.pad_token_id)
 
 
-def training_arguments(recipe: Any, precision: str, backend: Any, folder: Path, liger: bool,
+def training_arguments(recipe: Recipe, precision: str, backend: Any, folder: Path, liger: bool,
                        evaluating: bool, **overrides: Any) -> Any:
     """TrainingArguments from the recipe (the one place they are spelled)."""
     from transformers import TrainingArguments
@@ -54,7 +57,7 @@ def precision_hint(precision: str) -> str:
             if precision == "fp16" else "Lower train.lr, or check the data for extreme lengths.")
 
 
-def build_trainer(recipe: Any, model: Any, tokenizer: Any, examples: list[dict], *, backend: Any, precision: str,
+def build_trainer(recipe: Recipe, model: Any, tokenizer: Any, examples: list[dict], *, backend: Any, precision: str,
                   template: str, encoder: bool, folder: Path, selection: Sequence = (),
                   callbacks: Sequence[Any] = (), letters: Sequence[int] | None = None,
                   **arg_overrides: Any) -> Any:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 from medtune.data.prompts import load_template, render, resolve_template
 from medtune.data.schema import MCQItem
 from medtune.eval.scoring import continuation_text, encode_pair, finish_pair, move_spaces
+from medtune.train.tokenize import IGNORE
 
 if TYPE_CHECKING:
     from medtune.train.tokenize import TokenizedExamples
 
-IGNORE = -100
 CHUNK = 1024
 
 
@@ -101,19 +101,11 @@ class PadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-class PackCollator:
-    """Padding-free packing: one row of concatenated examples, `position_ids` restarting at 0 for each
-    (transformers reads example boundaries from them: flash-attention varlen, or a document mask for
-    flex/sdpa), labels -100 on each example's first token so no example learns from the one before."""
+def pack_collator() -> Any:
+    """Padding-free packing, transformers' DataCollatorWithFlattening: one row of concatenated examples,
+    `position_ids` restarting at 0 for each (transformers reads example boundaries from them:
+    flash-attention varlen, or a document mask for flex/sdpa), labels -100 on each example's first token
+    so no example learns from the one before."""
+    from transformers import DataCollatorWithFlattening
 
-    def __call__(self, features: list[dict]) -> dict:
-        import torch
-
-        ids, labels, pos = [], [], []
-        for f in features:
-            n = len(f["input_ids"])
-            ids += f["input_ids"]
-            labels += [IGNORE] + list(f["labels"][1:])
-            pos += range(n)
-        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-                "position_ids": torch.tensor([pos])}
+    return DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE)

@@ -16,10 +16,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medtune.config import opt
 from medtune.errors import MedtuneError
+
+if TYPE_CHECKING:
+    from medtune.train.recipe import Recipe
 
 BACKENDS = ("auto", "hf", "vllm")
 NEEDS_TRL = "method grpo needs TRL: pip install 'medtune[rl]' (or pip install 'trl>=1.0')"
@@ -136,7 +139,7 @@ def _log_line(args: Any, state: Any, control: Any, logs: dict | None = None, **_
         print(f"step {state.global_step}/{state.max_steps}: " + " ".join(parts), flush=True)
 
 
-def grpo_config(recipe: Any, out: Any, precision: str, backend: Any, use_vllm: bool) -> Any:
+def grpo_config(recipe: Recipe, out: Any, precision: str, backend: Any, use_vllm: bool) -> Any:
     """TRL's GRPOConfig from the recipe (train.* for the optimizer and schedule, grpo.* for sampling)."""
     from trl import GRPOConfig
 
@@ -156,7 +159,7 @@ def grpo_config(recipe: Any, out: Any, precision: str, backend: Any, use_vllm: b
     )
 
 
-def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: Any, precision: str, backend: Any,
+def build_trainer(recipe: Recipe, run: Any, model: Any, tokenizer: Any, dataset: Any, precision: str, backend: Any,
                   use_vllm: bool) -> Any:
     """The GRPO trainer: the answer (and format) rewards, TensorBoard, one terminal line per log."""
     from transformers import TrainerCallback
@@ -181,7 +184,7 @@ def build_trainer(recipe: Any, run: Any, model: Any, tokenizer: Any, dataset: An
     return trainer
 
 
-def start_policy(model: Any, recipe: Any, g: GrpoArgs) -> Any:
+def start_policy(model: Any, recipe: Recipe, g: GrpoArgs) -> Any:
     """The policy to train: the loaded base with a fresh LoRA adapter (the method's wrapping), or with the
     SFT adapter of `grpo.from_adapter` loaded trainable."""
     from medtune.train import methods
@@ -216,7 +219,12 @@ RESUME_REFUSED = ("method grpo does not resume: TRL's GRPOTrainer, resumed from 
                   "another output_dir")
 
 
-def run_grpo(recipe: Any, resume: bool = False) -> dict:
+def recipe_problems(recipe: Recipe) -> list[tuple[str, str]]:
+    """GRPO's recipe checks (the METHODS entry's `problems`)."""
+    return grpo_problems(recipe.grpo, recipe.train.batch_size, recipe.train.grad_accum)
+
+
+def run_grpo(recipe: Recipe, resume: bool = False) -> dict:
     """GRPO per the recipe; returns the run summary (also written to RUN/metrics.json). The set-up, the
     before/after scoring and the outputs are `medtune train`'s own steps (medtune.train.run). No resume."""
     from medtune.train import run as steps
@@ -291,14 +299,16 @@ def _summary(trainer: Any, result: Any, g: GrpoArgs, steps: list[dict], baseline
             "train_loss": result.training_loss,
             "rewards": {"weights": dict(zip([f.__name__ for f in rewards], trainer.args.reward_weights)),
                         **rewards[0].tally.to_dict()},
-            "baseline": _brief(baseline), "final": _brief(final), "compare": comparison, "log": steps}
+            "baseline": generation_brief(baseline), "final": generation_brief(final), "compare": comparison,
+            "log": steps}
 
 
 def _accuracy(metrics: dict | None) -> float | None:
     return None if metrics is None else metrics["results"]["generate"]["accuracy"]
 
 
-def _brief(metrics: dict | None) -> dict | None:
+def generation_brief(metrics: dict | None) -> dict | None:
+    """The generative scorer's accuracy, interval and unparseable/length counts, for the GRPO summary."""
     if metrics is None:
         return None
     r = metrics["results"]["generate"]

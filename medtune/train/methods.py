@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from medtune.errors import MedtuneError
+
+if TYPE_CHECKING:
+    from medtune.train.recipe import Recipe
 
 BNB_ROCM = ("bitsandbytes with a ROCm backend is built from the ROCm fork (github.com/ROCm/bitsandbytes, "
             "branch rocm_enabled) or installed from AMD's wheels; see docs/rocm.md")
 HALF = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """How the memory planner (medtune.plan) counts a method, in bytes per parameter."""
+
+    order: int  # place in the planner's list of methods, lightest first
+    preference: int  # place in its best-fitting choice, most capable first
+    weight_bytes: float = 2.0  # base weights (bf16; fp32 masters: 4)
+    linear_bytes: float | None = None  # the layers' linear weights when quantized (NF4 with double quant: 0.516)
+    state_bytes: float = 16.0  # per trainable parameter: fp32 weight, gradient and two Adam moments
+    magnitude: bool = False  # DoRA: magnitude vectors, one layer's adapted weights materialised for the norm
 
 
 @dataclass(frozen=True)
@@ -26,7 +41,25 @@ class Method:
     check: Callable[[Any], None] | None = None  # (backend) -> None, raises a MedtuneError when unusable
     quantization: Callable[[], Any] | None = None  # () -> a transformers quantization config
     runner: str | None = None  # "module:function" owning the whole run (grpo), imported lazily
+    memory: Memory | None = None  # the planner's model; None: planned as `plan_as`, or not planned
+    plan_as: str | None = None  # the method whose memory model stands in for this one (and why: plan_note)
+    plan_note: str = ""
+    problems: str | None = None  # "module:function" (recipe) -> [(key, problem)], the method's own checks
     help: str = ""
+
+    @property
+    def trains_all(self) -> bool:
+        """Every weight trains and the whole model is saved (else an adapter over frozen weights)."""
+        return self.saves == "model"
+
+    def flops_factor(self, backward_fraction: float = 1.0) -> float:
+        """Training FLOPs per token per matmul parameter: 6 when every weight trains (forward 2, activation and
+        weight gradients 4); an adapter 2 + 2 x the fraction of layers the backward pass runs through."""
+        return 6.0 if self.trains_all else 2.0 + 2.0 * backward_fraction
+
+    def recipe_problems(self, recipe: Recipe) -> list[tuple[str, str]]:
+        """The method's own recipe checks: (dotted key, problem) pairs."""
+        return _imported(self.problems)(recipe) if self.problems else []
 
     def load_dtype(self, precision: str) -> str:
         """The dtype to load base weights in: half for adapter methods under bf16/fp16, else float32."""
@@ -34,10 +67,12 @@ class Method:
 
     def run_function(self) -> Callable[[Any], dict] | None:
         """The function that runs this method end to end instead of `run_train`'s Trainer, if any."""
-        if not self.runner:
-            return None
-        module, name = self.runner.split(":")
-        return getattr(importlib.import_module(module), name)
+        return _imported(self.runner) if self.runner else None
+
+
+def _imported(target: str) -> Callable:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def precision_for(backend: Any, requested: str) -> str:
@@ -72,18 +107,18 @@ def nf4_config() -> Any:
                               bnb_4bit_compute_dtype=torch.bfloat16)
 
 
-def train_all(model: Any, recipe: Any) -> Any:
+def train_all(model: Any, recipe: Recipe) -> Any:
     """Every parameter trains (full fine-tuning, a multiple-choice encoder)."""
     for p in model.parameters():
         p.requires_grad_(True)
     return model
 
 
-def _peft(model: Any, recipe: Any, dora: bool = False) -> Any:
+def _peft(model: Any, recipe: Recipe, dora: bool = False) -> Any:
     from peft import LoraConfig, get_peft_model
 
     lc = recipe.lora
-    layers = adapted_layers(getattr(lc, "layers", None), getattr(model.config, "num_hidden_layers", None))
+    layers = adapted_layers(lc.layers, getattr(model.config, "num_hidden_layers", None))
     targets = lc.target_modules
     if layers is not None and targets == "all-linear":  # PEFT takes a layer list only with module names
         import torch
@@ -113,17 +148,17 @@ def adapted_layers(spec: Any, n_layers: int | None) -> list[int] | None:
                        f"got {spec!r}", field="lora.layers")
 
 
-def lora(model: Any, recipe: Any) -> Any:
+def lora(model: Any, recipe: Recipe) -> Any:
     """A LoRA adapter on the recipe's target modules."""
     return _peft(model, recipe)
 
 
-def dora(model: Any, recipe: Any) -> Any:
+def dora(model: Any, recipe: Recipe) -> Any:
     """A DoRA adapter (LoRA with a learned magnitude per output)."""
     return _peft(model, recipe, dora=True)
 
 
-def qlora(model: Any, recipe: Any) -> Any:
+def qlora(model: Any, recipe: Recipe) -> Any:
     """A LoRA adapter over a 4-bit base prepared for k-bit training."""
     from peft import prepare_model_for_kbit_training
 
@@ -132,14 +167,22 @@ def qlora(model: Any, recipe: Any) -> Any:
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("lora", lora, half_weights=True, saves="adapter", help="LoRA adapter"),
-    Method("dora", dora, half_weights=True, saves="adapter", help="DoRA adapter"),
-    Method("full", train_all, half_weights=False, saves="model", help="every weight trains (fp32 masters)"),
+    Method("lora", lora, half_weights=True, saves="adapter", memory=Memory(order=1, preference=1),
+           help="LoRA adapter"),
+    Method("dora", dora, half_weights=True, saves="adapter", memory=Memory(order=2, preference=2, magnitude=True),
+           help="DoRA adapter"),
+    Method("full", train_all, half_weights=False, saves="model",
+           memory=Memory(order=3, preference=0, weight_bytes=4.0, state_bytes=12.0),
+           help="every weight trains (fp32 masters)"),
     Method("qlora", qlora, half_weights=True, saves="adapter", check=check_qlora, quantization=nf4_config,
+           memory=Memory(order=0, preference=3, linear_bytes=0.516),
            help="LoRA over a 4-bit NF4 base (CUDA/ROCm with bitsandbytes)"),
     Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True,
            help="an encoder with a multiple-choice head"),
     Method("grpo", lora, half_weights=True, saves="adapter", runner="medtune.train.grpo:run_grpo",
+           problems="medtune.train.grpo:recipe_problems", plan_as="lora",
+           plan_note="GRPO is planned as its LoRA policy training; add the generation KV cache and, with vLLM "
+                     "colocated, its memory share (docs/grpo.md)",
            help="group-relative policy optimisation of a LoRA adapter on generated answers"),
 )}
 
@@ -152,18 +195,17 @@ def get_method(name: str) -> Method:
         raise MedtuneError(f"unknown method {name!r}; one of {', '.join(METHODS)}", field="method") from None
 
 
+def planned_methods() -> dict[str, Method]:
+    """The methods the memory planner counts, lightest first."""
+    return dict(sorted(((n, m) for n, m in METHODS.items() if m.memory), key=lambda nm: nm[1].memory.order))
+
+
 def load_dtype(method: str, precision: str) -> str:
     """The dtype to load base weights in for a method name (see Method.load_dtype)."""
     return get_method(method).load_dtype(precision)
 
 
-def quantization_config(method: str) -> Any:
-    """The method's quantization config (4-bit NF4 for qlora); None otherwise."""
-    q = get_method(method).quantization
-    return q() if q else None
-
-
-def adapt(model: Any, recipe: Any) -> Any:
+def adapt(model: Any, recipe: Recipe) -> Any:
     """Wrap the model for the recipe's method; returns the model to train."""
     return get_method(recipe.method).wrap(model, recipe)
 
@@ -215,7 +257,7 @@ def apply_fp8(model: Any, backend: Any) -> Any:
     return model
 
 
-def attention_for(recipe: Any, backend: Any) -> str | None:
+def attention_for(recipe: Recipe, backend: Any) -> str | None:
     """The attention kernel a run loads: the recipe's own choice; with packing on a GPU, flash-attention's
     varlen kernel when installed, else flex_attention with a document mask built from `position_ids`
     (transformers compiles it); otherwise None, transformers' default (sdpa; packed rows on the CPU get a
@@ -227,7 +269,7 @@ def attention_for(recipe: Any, backend: Any) -> str | None:
     return "flash_attention_2" if have("flash_attn") else "flex_attention"
 
 
-def prepare_for_training(model: Any, recipe: Any, backend: Any) -> Any:
+def prepare_for_training(model: Any, recipe: Recipe, backend: Any) -> Any:
     """No KV cache, FP8 if asked, the method's wrapping, gradient checkpointing if asked: the one
     preparation that `medtune train` and `medtune bench train` share."""
     # No KV cache while training: besides saving memory, transformers recognises packed

@@ -14,7 +14,7 @@ from typing import Any
 
 from medtune.config import ConfigError, apply_overrides, build, describe, load_yaml, opt
 from medtune.errors import did_you_mean
-from medtune.train.grpo import GrpoArgs, grpo_problems
+from medtune.train.grpo import GrpoArgs
 from medtune.train.methods import METHODS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -162,6 +162,7 @@ def load_recipe(path: str | None, overrides: list[str] | None = None) -> Recipe:
 def validate(r: Recipe) -> list[tuple[str, str]]:
     """Cross-field checks: (dotted key, problem) pairs."""
     from medtune.data.prompts import TARGETS, TEMPLATES
+    from medtune.eval.scorers import training_scorers
 
     out = []
 
@@ -173,7 +174,7 @@ def validate(r: Recipe) -> list[tuple[str, str]]:
     choice("method", r.method, tuple(METHODS))
     choice("train.precision", r.train.precision, PRECISIONS)
     choice("train.scheduler", r.train.scheduler, ("cosine", "linear", "constant_with_warmup", "constant"))
-    choice("train.eval_scorer", r.train.eval_scorer, ("letter", "cloze"))
+    choice("train.eval_scorer", r.train.eval_scorer, training_scorers())
     if not str(r.data.template).endswith((".yaml", ".yml")):
         choice("data.template", r.data.template, TEMPLATES)
     elif not Path(r.data.template).is_file():
@@ -206,8 +207,8 @@ def validate(r: Recipe) -> list[tuple[str, str]]:
         tm = r.lora.target_modules
         if not (tm == "all-linear" or (isinstance(tm, list) and tm and all(isinstance(x, str) for x in tm))):
             out.append(("lora.target_modules", f"expected 'all-linear' or a list of names, got {tm!r}"))
-    if r.method == "grpo":
-        out.extend(grpo_problems(r.grpo, r.train.batch_size, r.train.grad_accum))
+    if METHODS.get(r.method) is not None:
+        out.extend(METHODS[r.method].recipe_problems(r))
     for k, v in r.env.items():
         if not isinstance(v, (str, int, float)):
             out.append((f"env.{k}", f"expected a string value, got {v!r}"))

@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -20,6 +20,9 @@ from medtune.errors import MedtuneError
 from medtune.runfolder import RunFolder
 from medtune.train.methods import Method, get_method
 from medtune.train.trainset import Questions
+
+if TYPE_CHECKING:
+    from medtune.train.recipe import Recipe
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Setup:
     eval_cfg: Any
 
 
-def run_train(recipe: Any, resume: bool = False) -> dict:
+def run_train(recipe: Recipe, resume: bool = False) -> dict:
     """Train per the recipe; returns the run summary (also written to RUN/metrics.json)."""
     apply_env(recipe)  # before the first import of torch, for every caller
     method = get_method(recipe.method)
@@ -65,13 +68,15 @@ def first_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def apply_env(recipe: Any) -> None:
-    """The recipe's `env:` variables, set before torch is imported."""
-    for key, value in recipe.env.items():
-        os.environ[str(key)] = str(value)
+def apply_env(recipe: Recipe) -> None:
+    """The recipe's `env:` variables, set before torch is imported (medtune.backend.apply_env)."""
+    from medtune.backend import apply_env as set_variables
+
+    for warning in set_variables(recipe.env):
+        print(f"medtune: warning: {warning}", file=sys.stderr)
 
 
-def _check_resume(run: RunFolder, recipe: Any) -> None:
+def _check_resume(run: RunFolder, recipe: Recipe) -> None:
     if not run.recipe.is_file():
         raise MedtuneError("nothing to resume: no recipe.yaml in the run folder", path=str(run), field="--resume")
     old = yaml.safe_load(run.recipe.read_text("utf-8"))
@@ -82,7 +87,7 @@ def _check_resume(run: RunFolder, recipe: Any) -> None:
                            "resume with the same recipe, or choose a new output_dir", path=str(run.recipe))
 
 
-def prepare_folder(run: RunFolder, recipe: Any, resume: bool) -> bool:
+def prepare_folder(run: RunFolder, recipe: Recipe, resume: bool) -> bool:
     """Check resume/overwrite, write recipe.yaml, seed; returns whether this process is rank 0."""
     from transformers import set_seed
 
@@ -99,13 +104,13 @@ def prepare_folder(run: RunFolder, recipe: Any, resume: bool) -> bool:
     return main
 
 
-def set_up(recipe: Any, method: Method) -> Setup:
-    """Backend and precision, questions, tokenizer, template and the base model."""
+def set_up(recipe: Recipe, method: Method) -> Setup:
+    """Backend and precision, questions, and the runtime (tokenizer, template, base model) from `load_runtime`."""
     from medtune.backend import default_batch_size, select_backend
-    from medtune.data.prompts import resolve_template
     from medtune.eval.run import EvalConfig
-    from medtune.models import load_causal_lm, load_encoder, load_tokenizer, model_kind, resolve_model
+    from medtune.eval.runtime import load_runtime
     from medtune.train import methods
+    from medtune.train.trainset import load_questions
 
     precision = methods.precision_for(select_backend(), recipe.train.precision)
     backend = select_backend(dtype=method.load_dtype(precision))
@@ -113,43 +118,40 @@ def set_up(recipe: Any, method: Method) -> Setup:
         method.check(backend)
     if recipe.train.fp8:
         methods.check_fp8(backend)
-    questions = load_train_eval_questions(recipe)
-    ref = resolve_model(recipe.model.name)
-    if method.encoder != (model_kind(ref, recipe.model.trust_remote_code) == "encoder"):
-        enc = method.encoder
-        raise MedtuneError(f"method {method.name} needs {'an encoder' if enc else 'a causal LM'}; "
-                           f"{ref.name} is {'a causal LM' if enc else 'an encoder'}", field="model.name")
-    tokenizer = load_tokenizer(ref, recipe.model.trust_remote_code)
-    template = "none" if method.encoder else resolve_template(recipe.data.template, tokenizer)
-    q = questions
-    print(f"medtune train: {method.name} on {ref.name} · {len(q.train)} training and {len(q.evals)} eval "
+    q = load_questions(recipe)
+    rt = load_runtime(runtime_spec(recipe, method, precision))
+    print(f"medtune train: {method.name} on {rt.ref.name} · {len(q.train)} training and {len(q.evals)} eval "
           f"questions ({q.info['how']})" + (f" · {len(q.selection)} selection questions cut from the training "
                                            f"side" if q.selection else "") + f" · {backend.kind} {precision}",
           flush=True)
-    if ref.note:
-        print(f"medtune: model {ref.name}: {ref.note}", file=sys.stderr)
-    if method.encoder:
-        model = load_encoder(ref, backend, recipe.model.trust_remote_code)
-    else:
-        q_cfg = method.quantization() if method.quantization else None
-        model = load_causal_lm(ref, backend, trust_remote_code=recipe.model.trust_remote_code,
-                               quantization_config=q_cfg, attn_implementation=methods.attention_for(recipe, backend))
     eval_cfg = EvalConfig(data=list(recipe.data.eval or recipe.data.train), model=recipe.model.name,
-                          scorers=[recipe.train.eval_scorer], template=template, seed=recipe.train.seed,
+                          scorers=[recipe.train.eval_scorer], template=rt.template, seed=recipe.train.seed,
                           permute=recipe.train.eval_permute,
                           batch_size=default_batch_size(backend),
                           progress=sys.stderr.isatty())  # under a launcher, every process scores a share
-    return Setup(method, backend, precision, questions, ref, tokenizer, template, model, eval_cfg)
+    return Setup(method, backend, precision, q, rt.ref, rt.tokenizer, rt.template, rt.model, eval_cfg)
 
 
-def load_train_eval_questions(recipe: Any) -> Questions:
-    """The run's questions (medtune.train.trainset.load_questions), training options shuffled if asked."""
-    from medtune.train.trainset import load_questions, shuffle_options
+def runtime_spec(recipe: Recipe, method: Method, precision: str, device: str | None = None) -> Any:
+    """What `load_runtime` builds for a training run: the recipe's model in the method's load dtype, with its
+    quantization, attention kernel and model kind."""
+    from medtune.backend import select_backend
+    from medtune.eval.runtime import RuntimeSpec
+    from medtune.train import methods
 
-    q = load_questions(recipe)
-    if getattr(recipe.data, "shuffle_options", False):
-        q.train = shuffle_options(q.train, recipe.train.seed)
-    return q
+    dtype = method.load_dtype(precision)
+    return RuntimeSpec(model=recipe.model.name, trust_remote_code=recipe.model.trust_remote_code, device=device,
+                       dtype=dtype, template=recipe.data.template, scorer=recipe.train.eval_scorer,
+                       quantization=method.quantization() if method.quantization else None,
+                       attn_implementation=methods.attention_for(recipe, select_backend(device, dtype=dtype)),
+                       encoder=method.encoder, who=f"method {method.name}")
+
+
+def load_train_eval_questions(recipe: Recipe) -> Questions:
+    """medtune.train.trainset.load_questions: kept only for medtune/bench/train.py (item 5's file)."""
+    from medtune.train.trainset import load_questions
+
+    return load_questions(recipe)
 
 
 def score(s: Setup, folder: RunFolder, model: Any, merged: bool = False, cfg: dict | None = None,
@@ -182,7 +184,7 @@ def score_baseline(s: Setup, run: RunFolder, resume: bool) -> dict:
     return baseline
 
 
-def make_trainer(recipe: Any, s: Setup, run: RunFolder) -> tuple[Any, list[dict]]:
+def make_trainer(recipe: Recipe, s: Setup, run: RunFolder) -> tuple[Any, list[dict]]:
     """Adapt the model, tokenize the training questions, build the Trainer."""
     from medtune.train import methods
     from medtune.train.build import build_trainer
@@ -244,7 +246,7 @@ def score_final(model: Any, s: Setup, run: RunFolder, saved: Any) -> dict:
     return final
 
 
-def summarize(recipe: Any, s: Setup, run: RunFolder, baseline: dict | None, final: dict, trainer: Any,
+def summarize(recipe: Recipe, s: Setup, run: RunFolder, baseline: dict | None, final: dict, trainer: Any,
               result: Any, examples: list[dict], saved: Any, *, train_s: float, total_s: float) -> dict:
     """The comparison, the curve plot and the run summary (metrics.json)."""
     from medtune.eval.compare import compare_runs, format_compare
@@ -273,7 +275,7 @@ def summarize(recipe: Any, s: Setup, run: RunFolder, baseline: dict | None, fina
         "steps": result.global_step, "train_loss": result.training_loss, "train_seconds": train_s,
         "approx_train_tokens_per_s": tokens / train_s if train_s else None,
         "trainable_parameters": trainable, "total_parameters": total,
-        "baseline": _brief(baseline), "final": _brief(final),
+        "baseline": accuracy_brief(baseline), "final": accuracy_brief(final),
         "compare": comparison, "letters": letters, "letters_line": letters_line,
         "scoring": {"baseline": (baseline or {}).get("scoring"), "final": final["scoring"]},
         "best_checkpoint": trainer.state.best_model_checkpoint,
@@ -281,7 +283,7 @@ def summarize(recipe: Any, s: Setup, run: RunFolder, baseline: dict | None, fina
     }
 
 
-def write_outputs(recipe: Any, s: Setup, run: RunFolder, summary: dict) -> None:
+def write_outputs(recipe: Recipe, s: Setup, run: RunFolder, summary: dict) -> None:
     """metrics.json and manifest.json."""
     from medtune.manifest import build_manifest
 
@@ -294,7 +296,8 @@ def write_outputs(recipe: Any, s: Setup, run: RunFolder, summary: dict) -> None:
         split={**s.questions.info, "selection_ids": sorted(it.id for it in s.questions.selection)}))
 
 
-def _brief(metrics: dict | None) -> dict | None:
+def accuracy_brief(metrics: dict | None) -> dict | None:
+    """Accuracy and its interval per result, and the letter baselines, for the run summary."""
     if metrics is None:
         return None
     return {name: {"accuracy": r["accuracy"], "ci95": r["ci95"]} for name, r in metrics["results"].items()} | {

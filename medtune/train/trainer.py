@@ -14,8 +14,10 @@ from transformers import Trainer, TrainerCallback
 
 from medtune.errors import MedtuneError
 from medtune.io import atomic_write_json
+from medtune.train.tokenize import IGNORE
 
 COMPLETE = "medtune-complete.json"
+SELECTION_BATCH = 8  # questions per scoring pass on the selection set during training
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -56,8 +58,8 @@ def labelled_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> A
     import torch.nn.functional as F
 
     labels = inputs["labels"]
-    shifted = F.pad(labels, (0, 1), value=-100)[..., 1:]
-    keep = shifted != -100
+    shifted = F.pad(labels, (0, 1), value=IGNORE)[..., 1:]
+    keep = shifted != IGNORE
     head = output_head(model)
     if not getattr(head, "_medtune_hooked", False):
         head.register_forward_pre_hook(_select_rows, with_kwargs=True)  # once; inert unless a mask is set
@@ -81,7 +83,7 @@ class MedtuneTrainer(Trainer):
     """Trainer whose evaluation is multiple-choice accuracy with medtune's scorers."""
 
     def __init__(self, *args: Any, mt_eval_items: Sequence = (), mt_tokenizer: Any = None,
-                 mt_template: str = "chat", mt_scorer: str = "letter", mt_eval_batch: int = 8,
+                 mt_template: str = "chat", mt_scorer: str = "letter",
                  mt_precision_hint: str = "", mt_lengths: Sequence[int] | None = None,
                  mt_letters: Sequence[int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -89,7 +91,6 @@ class MedtuneTrainer(Trainer):
         self.mt_tokenizer = mt_tokenizer
         self.mt_template = mt_template
         self.mt_scorer = mt_scorer
-        self.mt_eval_batch = mt_eval_batch
         self.mt_precision_hint = mt_precision_hint
         self.mt_lengths = list(mt_lengths) if mt_lengths is not None else None
         self.mt_letters = list(mt_letters) if mt_letters is not None else None
@@ -152,7 +153,9 @@ class MedtuneTrainer(Trainer):
     def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
         from medtune.eval.metrics import summarize
-        from medtune.eval.run import RESULTS, score_items
+        from medtune.eval.choice import is_multiple_choice
+        from medtune.eval.run import score_items
+        from medtune.eval.scorers import scorer_for
         from medtune.eval.scoring import softmax
 
         model = self.model
@@ -160,16 +163,15 @@ class MedtuneTrainer(Trainer):
         model.eval()
         t0 = time.perf_counter()
         scores, _ = score_items(model, self.mt_tokenizer, self.mt_eval_items, self.mt_scorer, self.mt_template,
-                                batch_size=self.mt_eval_batch, device=str(self.args.device))
+                                batch_size=SELECTION_BATCH, device=str(self.args.device))
         if was_training:
             model.train()
-        name = "choice" if "choice" in scores else RESULTS[self.mt_scorer][0]  # encoders report "choice"
+        name = scorer_for(self.mt_scorer, is_multiple_choice(model)).results[0]
         items = self.mt_eval_items
         r = summarize([it.answer_index for it in items], [softmax(s) for s in scores[name]],
                       [it.subject for it in items])
         lo, hi = r["ci95"]
-        self.mt_last_letters = r.get("predicted_letters", {})
-        top = max(self.mt_last_letters.values(), default=0.0)  # a collapse onto one letter shows here
+        top = max(r.get("predicted_letters", {}).values(), default=0.0)  # a collapse onto one letter shows here
         metrics = {f"{metric_key_prefix}_accuracy": r["accuracy"], f"{metric_key_prefix}_ci95_low": lo,
                    f"{metric_key_prefix}_ci95_high": hi, f"{metric_key_prefix}_top_letter_share": top,
                    f"{metric_key_prefix}_seconds": time.perf_counter() - t0}

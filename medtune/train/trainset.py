@@ -9,15 +9,16 @@ stable hash split, so the reported gain is not biased by choosing on it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from medtune.data.schema import MCQItem
+
+if TYPE_CHECKING:
+    from medtune.train.recipe import Recipe
 
 # options whose meaning depends on their place or on the other options: such questions keep their order
 _POSITIONAL = re.compile(r"\b(all|none|both|neither) of (the )?(above|these|them)\b|\b(both|only|either) "
@@ -35,15 +36,16 @@ class Questions:
     selection: list[MCQItem] = field(default_factory=list)
 
 
-def load_questions(recipe: Any) -> Questions:
-    """Training, selection and eval questions: separate eval sources, or a stable hash split of the
-    training sources; a selection set cut from the training side when the recipe selects checkpoints."""
+def load_questions(recipe: Recipe) -> Questions:
+    """The run's questions, the one loader: training, selection and eval questions from separate eval
+    sources or a stable hash split of the training sources; a selection set cut from the training side
+    when the recipe selects checkpoints; training options shuffled when `data.shuffle_options`."""
     from medtune.data.sources import LoadOptions, load_benchmark
     from medtune.data.split import contamination, split_items
 
     d = recipe.data
     opts = LoadOptions(format=d.format, cop_base=d.cop_base, on_bad_row=d.on_bad_row,
-                       cache=None if getattr(d, "cache", True) else False)
+                       cache=None if d.cache else False)
     items, report = load_benchmark(d.train, opts)
     if d.max_rows:
         items = items[: d.max_rows]
@@ -57,7 +59,7 @@ def load_questions(recipe: Any) -> Questions:
                 **info}
     selection: list[MCQItem] = []
     if selects_checkpoints(recipe):
-        size = min(getattr(d, "selection_size", 200), max(1, len(train) // 5))
+        size = min(d.selection_size, max(1, len(train) // 5))
         train, selection, _ = split_items(train, eval_size=size, seed=d.split_seed + 1)
         info["selection"] = {"how": f"stable hash split of the training side (seed {d.split_seed + 1})",
                              "size": len(selection)}
@@ -66,16 +68,18 @@ def load_questions(recipe: Any) -> Questions:
     if d.max_eval:
         evals = evals[: d.max_eval]
     info.update(train=len(train), eval=len(evals))
+    if d.shuffle_options:
+        train = shuffle_options(train, recipe.train.seed)
     return Questions(train, evals, report, info, selection)
 
 
-def load_train_eval(recipe: Any) -> tuple[list, list, Any, dict]:
-    """(train, eval, load report, split info), as `load_questions` cuts them."""
+def load_train_eval(recipe: Recipe) -> tuple[list, list, Any, dict]:
+    """`load_questions` as a tuple: kept only for medtune/bench/eval.py (item 5's file) until it switches."""
     q = load_questions(recipe)
     return q.train, q.evals, q.report, q.info
 
 
-def selects_checkpoints(recipe: Any) -> bool:
+def selects_checkpoints(recipe: Recipe) -> bool:
     """Whether the run evaluates during training (best checkpoint, early stopping)."""
     return bool(recipe.train.eval_steps)
 
@@ -127,12 +131,6 @@ EXAMPLE_CODE = ("train/examples.py", "train/tokenize.py", "data/prompts.py", "da
                 "eval/scoring.py", "eval/choice.py")
 
 
-@functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
-    root = Path(__file__).resolve().parent.parent
-    return hashlib.sha256(b"\0".join((root / f).read_bytes() for f in EXAMPLE_CODE)).hexdigest()
-
-
 def template_identity(template: Any, tokenizer: Any, encoder: bool) -> Any:
     """A template by its content (a template .yaml that changes is a new key), not by its name."""
     if encoder or not isinstance(template, str):
@@ -142,15 +140,15 @@ def template_identity(template: Any, tokenizer: Any, encoder: bool) -> Any:
     return load_template(resolve_template(template, tokenizer))
 
 
-def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Any, template: str, encoder: bool,
+def cached_examples(items: Sequence[MCQItem], tokenizer: Any, recipe: Recipe, template: str, encoder: bool,
                     quiet: bool = False) -> list[dict]:
     """Tokenized training examples, from medtune's content-keyed cache when the same questions, tokenizer,
     template, length, target and loss were tokenized before."""
-    from medtune.data.cache import content_key
+    from medtune.data.cache import code_digest, content_key
 
     d = recipe.data
-    use = getattr(d, "cache", True)
-    key = content_key("train-examples", _code_digest(), items_digest(items), tokenizer_identity(tokenizer),
+    use = d.cache
+    key = content_key("train-examples", code_digest(*EXAMPLE_CODE), items_digest(items), tokenizer_identity(tokenizer),
                       template_identity(template, tokenizer, encoder), d.max_length, d.target, d.loss_on,
                       encoder) if use else ""
     found = _load_examples(key, encoder) if use else None
