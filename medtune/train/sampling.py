@@ -64,5 +64,5 @@ def length_grouping(grouped: bool) -> dict[str, Any]:
 
 def grouped_by_length(args: Any) -> bool:
     """Whether TrainingArguments (or TRL's config built on them) ask for length-grouped batches, on any 5.x."""
-    return (getattr(args, "train_sampling_strategy", None) == "group_by_length"
-            or getattr(args, "group_by_length", False) is True)
+    fields = vars(args)  # transformers' dataclass, whose fields differ by release (not a medtune setting)
+    return fields.get("train_sampling_strategy") == "group_by_length" or fields.get("group_by_length") is True
