@@ -9,7 +9,6 @@ decided — forced by the user, or read off the data — and the records countin
 
 from __future__ import annotations
 
-import json
 from itertools import chain
 from pathlib import Path
 from typing import Any, Iterator
@@ -186,26 +185,9 @@ def _answer_base(out: list[MCQItem], pending: list[tuple[int, int, int, str]], f
 
 
 def _context(path: str, fmt: str, options: Any) -> dict:
-    ctx: dict = {"columns": options.columns}
-    if fmt == "mmlu":
-        stem = Path(path).stem
-        for suffix in ("_test", "_val", "_dev", "_train"):
-            stem = stem.removesuffix(suffix)
-        ctx["subject"] = stem
-    if fmt == "mmlu_hub" and path.startswith("hf:") and hf_spec(path)[1]:
-        ctx["subject"] = hf_spec(path)[1]
-    if fmt == "pubmedqa" and not path.startswith("hf:"):
-        truth = Path(path).with_name("test_ground_truth.json")
-        if truth.is_file():
-            try:
-                ids = json.loads(truth.read_text("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raise MedtuneError("invalid JSON in PubMedQA's test ground truth", path=str(truth)) from None
-            if not isinstance(ids, (dict, list)) or not all(isinstance(i, (str, int)) for i in ids):
-                raise MedtuneError("expected PubMedQA's test ground truth: an object (or a list) of PubMed ids",
-                                   path=str(truth))
-            ctx["pubmedqa_test_ids"] = {str(i) for i in ids}
-    return ctx
+    """What the converter needs besides the row: the column mapping, and what the format reads per file."""
+    hook = F.CONTEXTS.get(fmt)
+    return {"columns": options.columns, **(hook(path) if hook is not None else {})}
 
 
 def _source_name(fmt: str, ctx: dict) -> str:

@@ -24,8 +24,8 @@ BUILTIN = {name: Path(spec) for name, spec in builtin_names().items() if not spe
 FOLDER_SUFFIXES = (".jsonl", ".csv", ".parquet")
 CACHE_MIN_BYTES = 16 << 20     # smaller sources load in well under a second: no entry, no note
 CACHE_MIN_ROWS = 20_000        # the same for hf: datasets, by rows
-CODE_FILES = tuple(f"data/{f}" for f in ("readers.py", "formats.py", "validate.py", "convert.py", "schema.py",
-                                        "sources.py", "fastjson.py", "fastrows.py"))
+CODE_FILES = tuple(f"data/{f}" for f in ("readers.py", "draft.py", "formats.py", "pubmedqa.py", "validate.py",
+                                        "convert.py", "schema.py", "sources.py", "fastjson.py", "fastrows.py"))
 
 
 @dataclass

@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Any
 
-from medtune.data.formats import Draft, content_id
+from medtune.data.draft import Draft, content_id
 from medtune.data.readers import RowError
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS, MCQItem
 
