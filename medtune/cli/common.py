@@ -84,7 +84,7 @@ def answerer(args: argparse.Namespace) -> Any:
         source = Source(model=args.model, adapter=args.adapter, **given)  # Source's defaults otherwise
     if args.abstain_below is not None:
         source.abstain_below = args.abstain_below
-    from medtune.models import placement
+    from medtune.models.devicemap import placement
 
     return Answerer(source, device=args.device, dtype=setting(args, EvalConfig, "dtype"),
                     trust_remote_code=setting(args, EvalConfig, "trust_remote_code"),

