@@ -53,7 +53,7 @@ def test_ask_abstains_below_the_threshold(tiny_run, questions, tmp_path):
         assert got["confidence"] == pytest.approx(max(got["probabilities"].values()))  # no temperature fitted
         assert got["abstain"] is True and got["abstain_reason"] == \
             f"confidence {got['confidence']:.1%} is below the threshold 99.9%"
-    from medtune.serve.answer import Question, format_answer
+    from medtune.serve.question import Question, format_answer
 
     text = format_answer(Question("Which?", ["x", "y"]), {"answer": "B", "answer_text": "y", "abstain": True,
                                                           "probabilities": {"A": 0.45, "B": 0.55},
@@ -83,7 +83,7 @@ def test_ask_file_errors_name_file_line_and_field(tiny_run, tmp_path):
 
 
 def test_explanation_is_greedy_and_bounded(answerer, questions):
-    from medtune.serve.answer import Question
+    from medtune.serve.question import Question
 
     q = Question(questions[0]["question"], questions[0]["options"])
     a = answerer.answer([q], explain=True, max_new_tokens=8)[0]
@@ -107,7 +107,7 @@ def client(answerer):
 
 
 def test_api_answers_one_and_many_like_ask(client, answerer, questions):
-    from medtune.serve.answer import Question
+    from medtune.serve.question import Question
 
     assert client.get("/healthz").json()["status"] == "ok"
     info = client.get("/v1/model").json()
@@ -215,7 +215,7 @@ def test_concurrent_requests_share_forward_passes_without_errors(answerer, quest
 
 
 def _recorded_answers(answerer, questions):
-    from medtune.serve.answer import Question
+    from medtune.serve.question import Question
 
     res = answerer.answer([Question(q["question"], q["options"]) for q in questions])
     return [{"id": q["id"], "predicted": r["answer"]} for q, r in zip(questions, res)]
@@ -259,7 +259,7 @@ def generator(tiny_run):
 def test_generative_answers_are_read_from_the_reply_and_repeatable(generator, questions):
     from medtune.eval.extract import extract_answer
     from medtune.eval.generate import generate_answers
-    from medtune.serve.answer import Question
+    from medtune.serve.question import Question
 
     qs = [Question(q["question"], q["options"], id=q["id"]) for q in questions[:4]]
     got = generator.answer(qs, max_new_tokens=6)
@@ -307,7 +307,7 @@ GENERATED = {"answer": "B", "answer_text": "Axillary nerve", "index": 1, "probab
 
 
 def test_format_generated_answer_for_the_terminal():
-    from medtune.serve.answer import Question, format_answer
+    from medtune.serve.question import Question, format_answer
 
     q = Question("Which nerve supplies the deltoid?", ["Radial nerve", "Axillary nerve"])
     assert format_answer(q, GENERATED, reasoning_chars=20) == (
@@ -342,7 +342,7 @@ def test_api_returns_reasoning_and_null_probabilities_when_generating(generator,
     from fastapi.testclient import TestClient
 
     from medtune.serve.api import create_app
-    from medtune.serve.answer import Question
+    from medtune.serve.question import Question
 
     want = generator.answer([Question(q["question"], q["options"]) for q in questions[:2]])
     with TestClient(create_app(generator, max_batch=4, timeout_s=120)) as c:

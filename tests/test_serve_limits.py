@@ -120,7 +120,7 @@ def test_every_failure_is_json(answerer, questions):
 
 def test_a_question_over_the_models_token_limit_is_refused_alone(answerer, questions):
     from medtune.errors import MedtuneError
-    from medtune.serve.answer import Question
+    from medtune.serve.question import Question
     from medtune.serve.api import create_app
     from medtune.serve.limits import tokens_needed
 

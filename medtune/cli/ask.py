@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Answer and print."""
-    from medtune.serve.answer import Question, format_answer, read_questions
+    from medtune.serve.question import Question, format_answer, read_questions
 
     if args.file and (args.question or args.option):
         raise MedtuneError("give questions either with --question/--option or with --file", field="--file")

@@ -17,8 +17,9 @@ from typing import Any
 from medtune.data.schema import LETTERS, MAX_OPTIONS, MIN_OPTIONS
 from medtune.errors import MedtuneError
 from medtune.eval.scorers import is_generative
-from medtune.serve.answer import NOTICE, Answerer, Question, public_info
+from medtune.serve.answer import NOTICE, Answerer, public_info
 from medtune.serve.limits import MAX_QUEUE_QUESTIONS
+from medtune.serve.question import Question
 
 START_OPTIONS = 4
 CSS = """
