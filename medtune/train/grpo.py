@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from medtune.config import opt
 from medtune.errors import MedtuneError
+from medtune.train.grpo_trainer import build_grpo_trainer, save_adapter, start_policy
 
 if TYPE_CHECKING:
     from medtune.train.recipe import Recipe
 
 BACKENDS = ("auto", "hf", "vllm")
 NEEDS_TRL = "method grpo needs TRL: pip install 'medtune[rl]' (or pip install 'trl>=1.0')"
-LOGGED = ("reward", "answer/accuracy", "answer/unparseable_rate", "completions/mean_length", "kl")
 
 
 @dataclass
@@ -123,97 +122,6 @@ def grpo_dataset(items: list, tokenizer: Any, g: GrpoArgs) -> tuple[Any, int]:
     return Dataset.from_list(rows), too_long
 
 
-def _trainer_class() -> type:
-    """TRL's GRPOTrainer with MedtuneTrainer's NaN/inf guard (on the logged loss, in MedtuneTrainer.log) and
-    complete-checkpoint marker, through the MRO."""
-    from trl import GRPOTrainer
-
-    from medtune.train.trainer import MedtuneTrainer
-
-    return type("MedtuneGRPOTrainer", (MedtuneTrainer, GRPOTrainer), {})
-
-
-def _log_line(args: Any, state: Any, control: Any, logs: dict | None = None, **_: Any) -> None:
-    if logs and state.is_world_process_zero and "reward" in logs:
-        parts = [f"{k.split('/')[-1]}={logs[k]:.4g}" for k in LOGGED if isinstance(logs.get(k), (int, float))]
-        print(f"step {state.global_step}/{state.max_steps}: " + " ".join(parts), flush=True)
-
-
-def grpo_config(recipe: Recipe, out: Any, precision: str, backend: Any, use_vllm: bool) -> Any:
-    """TRL's GRPOConfig from the recipe (train.* for the optimizer and schedule, grpo.* for sampling)."""
-    from trl import GRPOConfig
-
-    t, g = recipe.train, recipe.grpo
-    return GRPOConfig(
-        output_dir=str(out.checkpoints), per_device_train_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum, learning_rate=t.lr, lr_scheduler_type=t.scheduler,
-        warmup_steps=float(t.warmup_ratio), weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        num_train_epochs=t.epochs, max_steps=t.max_steps, logging_steps=t.logging_steps, save_strategy="steps",
-        save_steps=t.save_steps, save_total_limit=t.save_total_limit, seed=t.seed, data_seed=t.seed,
-        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=backend.kind == "cpu",
-        gradient_checkpointing=recipe.model.gradient_checkpointing, report_to="none",
-        disable_tqdm=not sys.stderr.isatty(), dataloader_num_workers=0, logging_nan_inf_filter=False,
-        num_generations=g.num_generations, max_completion_length=g.max_completion_length, beta=g.beta,
-        temperature=g.temperature, generation_kwargs={"use_cache": True},
-        use_vllm=use_vllm, vllm_mode="colocate", vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
-    )
-
-
-def build_trainer(recipe: Recipe, run: Any, model: Any, tokenizer: Any, dataset: Any, precision: str, backend: Any,
-                  use_vllm: bool) -> Any:
-    """The GRPO trainer: the answer (and format) rewards, TensorBoard, one terminal line per log."""
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback
-
-    from medtune.train.build import check_engine
-    from medtune.train.report import tensorboard_callback
-    from medtune.train.rewards import reward_functions
-
-    funcs, weights = reward_functions(recipe.grpo.format_reward_weight)
-    args = grpo_config(recipe, run, precision, backend, use_vllm)
-    args.reward_weights = weights
-    hint = ("fp16 overflows easily: use train.precision=bf16 where the GPU supports it."
-            if precision == "fp16" else "Lower train.lr, or check the data for extreme lengths.")
-    log = type("GrpoLog", (TrainerCallback,), {"on_log": staticmethod(_log_line)})()
-    trainer = _trainer_class()(
-        model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer,
-        callbacks=[c for c in (tensorboard_callback(run.tensorboard), log) if c is not None],
-        mt_precision_hint=hint)
-    trainer.remove_callback(PrinterCallback)  # the GrpoLog line instead
-    check_engine(trainer)
-    return trainer
-
-
-def start_policy(model: Any, recipe: Recipe, g: GrpoArgs) -> Any:
-    """The policy to train: the loaded base with a fresh LoRA adapter (the method's wrapping), or with the
-    SFT adapter of `grpo.from_adapter` loaded trainable."""
-    from medtune.train import methods
-
-    if not g.from_adapter:
-        return methods.adapt(model, recipe)
-    from peft import PeftModel
-
-    try:
-        return PeftModel.from_pretrained(model, g.from_adapter, is_trainable=True)
-    except (OSError, ValueError) as err:
-        raise MedtuneError(f"cannot load the adapter: {' '.join(str(err).split())[:300]}", path=g.from_adapter,
-                           field="grpo.from_adapter") from None
-
-
-def _save_adapter(model: Any, tokenizer: Any, folder: Path, write: bool = True) -> Path:
-    """The trained adapter alone (not TRL's frozen reference copy), atomically where `write` (the first
-    process); the copy is then dropped in every process."""
-    from medtune.io import replace_dir
-
-    if write:
-        with replace_dir(folder) as staging:
-            model.save_pretrained(staging, selected_adapters=["default"])
-            tokenizer.save_pretrained(staging)
-    if "ref" in getattr(model, "peft_config", {}):
-        model.delete_adapter("ref")
-    return folder
-
-
 RESUME_REFUSED = ("method grpo does not resume: TRL's GRPOTrainer, resumed from a checkpoint, trains one step past "
                   "max_steps, so the adapter would not be the run the recipe describes; start it again with "
                   "another output_dir")
@@ -230,53 +138,33 @@ def run_grpo(recipe: Recipe, resume: bool = False) -> dict:
     from medtune.train import run as steps
 
     steps.apply_env(recipe)  # before the first import of torch
-    require_trl()
-    if resume:
-        raise MedtuneError(RESUME_REFUSED, field="--resume")
-    from medtune.config import ConfigError
-    from medtune.eval.compare import compare_runs, format_compare
+    _refuse(recipe, resume)
     from medtune.runfolder import RunFolder
-    from medtune.train.methods import get_method, trainable_parameters
-    from medtune.train.rewards import plot_grpo, step_log
+    from medtune.train.methods import trainable_parameters
+    from medtune.train.summary import write_outputs
 
     t_start = time.perf_counter()
     g = recipe.grpo
-    problems = grpo_problems(g, recipe.train.batch_size, recipe.train.grad_accum)
-    if problems:  # load_recipe checks these too; this is for recipes built in code
-        raise ConfigError("; ".join(f"{k}: {msg}" for k, msg in problems))
     run = RunFolder(recipe.output_dir)
     main = steps.prepare_folder(run, recipe, resume)
 
     # --- set up: device, questions, tokenizer, base model; then the policy and the prompts --------
-    s = steps.set_up(recipe, get_method(recipe.method))
-    gen, why = generation_backend(s.backend.kind, vllm_importable(), g.generation_backend)
-    s.eval_cfg = dataclasses.replace(s.eval_cfg, scorers=["generate"], batch_size=g.eval_batch_size,
-                                     max_new_tokens=g.eval_max_new_tokens, thinking=g.thinking)
-    dataset, too_long = grpo_dataset(s.questions.train, s.tokenizer, g)
-    s.model = start_policy(s.model, recipe, g)
-    s.model.eval()  # LoRA dropout off while the baseline generates
-    print(f"grpo: {len(dataset)} training prompts ({too_long} longer than {g.max_prompt_length} tokens left out)"
-          f"{' · from ' + g.from_adapter if g.from_adapter else ''} · {why}", flush=True)
+    s, (gen, why), (dataset, too_long) = _set_up(recipe, steps)
 
     # --- the starting policy scored by the generate scorer, GRPO, the adapter saved ---------------
     baseline = steps.score_baseline(s, run, resume) if recipe.baseline_eval else None  # each process a share
-    trainer = build_trainer(recipe, run, s.model, s.tokenizer, dataset, s.precision, s.backend,
-                            use_vllm=gen == "vllm")
+    trainer = build_grpo_trainer(recipe, run, s.model, s.tokenizer, dataset, s.precision, s.backend,
+                                 use_vllm=gen == "vllm")
     trainable, total = trainable_parameters(trainer.model)
     result, train_s = steps.train(trainer, run, resume)
-    saved = _save_adapter(trainer.model, s.tokenizer, run.adapter, write=main)
+    saved = save_adapter(trainer.model, s.tokenizer, run.adapter, write=main)
     trainer.accelerator.wait_for_everyone()
 
     # --- the trained policy scored the same way (each process a share); McNemar; the summary -------
     final = steps.score_final(trainer.model, s, run, saved)
     if not main:
         return {"rank": int(os.environ["RANK"]), "steps": result.global_step, "output": str(run)}
-    comparison = None
-    if baseline is not None:
-        comparison = compare_runs(str(run.baseline), str(run.final), out=str(run))
-        print(format_compare(comparison), flush=True)
-    log = step_log(trainer.state.log_history)
-    plot_grpo(log, run.curves, _accuracy(baseline), _accuracy(final))
+    comparison, log = _compare_and_plot(run, trainer, baseline, final)
     summary = _summary(trainer, result, g, log, baseline, final, comparison) | {
         "model": s.ref.name, "precision": s.precision, "generation_backend": {"choice": gen, "reason": why},
         "train_prompts": len(dataset), "prompts_too_long": too_long, "eval_questions": len(s.questions.evals),
@@ -287,8 +175,49 @@ def run_grpo(recipe: Recipe, resume: bool = False) -> dict:
                         "batch_size": g.eval_batch_size, "dtype": s.backend.dtype},
         "scoring": {"baseline": (baseline or {}).get("scoring"), "final": final.get("scoring")},
         "total_seconds": time.perf_counter() - t_start}
-    steps.write_outputs(recipe, s, run, summary)
+    write_outputs(recipe, s, run, summary)
     return summary
+
+
+def _refuse(recipe: Recipe, resume: bool) -> None:
+    """Stop before anything is set up: TRL missing, a resume asked for, or grpo settings that do not fit."""
+    from medtune.config import ConfigError
+
+    require_trl()
+    if resume:
+        raise MedtuneError(RESUME_REFUSED, field="--resume")
+    problems = grpo_problems(recipe.grpo, recipe.train.batch_size, recipe.train.grad_accum)
+    if problems:  # load_recipe checks these too; this is for recipes built in code
+        raise ConfigError("; ".join(f"{k}: {msg}" for k, msg in problems))
+
+
+def _set_up(recipe: Recipe, steps: Any) -> tuple[Any, tuple[str, str], tuple[Any, int]]:
+    """`medtune train`'s set-up with the generative scorer's eval regime, then the policy and its prompts:
+    (Setup, (generation backend, why), (prompt dataset, prompts left out as too long))."""
+    from medtune.train.methods import get_method
+
+    g = recipe.grpo
+    s = steps.set_up(recipe, get_method(recipe.method))
+    gen, why = generation_backend(s.backend.kind, vllm_importable(), g.generation_backend)
+    s.eval_cfg = dataclasses.replace(s.eval_cfg, scorers=["generate"], batch_size=g.eval_batch_size,
+                                     max_new_tokens=g.eval_max_new_tokens, thinking=g.thinking)
+    dataset, too_long = grpo_dataset(s.questions.train, s.tokenizer, g)
+    s.model = start_policy(s.model, recipe, g)
+    s.model.eval()  # LoRA dropout off while the baseline generates
+    print(f"grpo: {len(dataset)} training prompts ({too_long} longer than {g.max_prompt_length} tokens left out)"
+          f"{' · from ' + g.from_adapter if g.from_adapter else ''} · {why}", flush=True)
+    return s, (gen, why), (dataset, too_long)
+
+
+def _compare_and_plot(run: Any, trainer: Any, baseline: dict | None, final: dict) -> tuple[dict | None, list[dict]]:
+    """McNemar's before/after comparison (printed), and the per-step log plotted into the curves."""
+    from medtune.train.rewards import plot_grpo, step_log
+    from medtune.train.summary import compare_before_after
+
+    comparison = compare_before_after(run, baseline)
+    log = step_log(trainer.state.log_history)
+    plot_grpo(log, run.curves, _accuracy(baseline), _accuracy(final))
+    return comparison, log
 
 
 def _summary(trainer: Any, result: Any, g: GrpoArgs, steps: list[dict], baseline: dict | None,
