@@ -95,6 +95,9 @@ class MedtuneTrainer(Trainer):
         self.mt_lengths = list(mt_lengths) if mt_lengths is not None else None
         self.mt_letters = list(mt_letters) if mt_letters is not None else None
         self.mt_head_on_labels = not self.args.use_liger_kernel  # Liger fuses the head with the loss itself
+        self.add_callback(CheckpointGuard(self))
+
+    # The Trainer has no public hook for the training sampler (TRL's trainers override this one too).
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         from medtune.train.sampling import LetterBalancedSampler, grouped_by_length
@@ -130,14 +133,6 @@ class MedtuneTrainer(Trainer):
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss scales a token-averaged loss
         return loss
-
-    def _maybe_log_save_evaluate(self, tr_loss: Any, grad_norm: Any, model: Any, *args: Any, **kwargs: Any) -> None:
-        # A checkpoint or an evaluation brings the loss to the host first (log -> NaN guard), so a bad loss
-        # stops the run before it is saved; otherwise the loss is read only when it is logged anyway.
-        c = self.control
-        if (c.should_save or c.should_evaluate) and self.state.global_step > self._globalstep_last_logged:
-            c.should_log = True
-        super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, *args, **kwargs)
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         loss = logs.get("loss")
@@ -179,13 +174,6 @@ class MedtuneTrainer(Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        super()._save_checkpoint(model, trial)
-        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-        self.accelerator.wait_for_everyone()  # every process has written its part (rng state, shards)
-        if self.args.should_save and folder.is_dir():  # the first process alone, last: without it, interrupted
-            atomic_write_json(folder / COMPLETE, {"step": self.state.global_step, "time": time.time()})
-
 
 def resume_checkpoint(trainer: Any, folder: Path) -> Path | None:
     """The checkpoint every process resumes from: the first process sets interrupted ones aside, then,
@@ -212,6 +200,29 @@ def last_complete_checkpoint(folder: Path, quarantine: bool = True) -> Path | No
         if best is None or int(m.group(1)) > best[0]:
             best = (int(m.group(1)), p)
     return best[1] if best else None
+
+
+class CheckpointGuard(TrainerCallback):
+    """Checkpoints through the Trainer's public callbacks: a step that saves or evaluates logs its loss
+    first (the log's NaN/inf guard stops a bad loss before it is saved; otherwise the loss reaches the
+    host only when it is logged anyway), and a saved checkpoint gets its completion marker from the first
+    process alone, after every process has written its part (rng state, shards)."""
+
+    def __init__(self, trainer: Any):
+        self.trainer = trainer
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        if control.should_save or control.should_evaluate:
+            control.should_log = True
+        return control
+
+    on_epoch_end = on_step_end
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.trainer.accelerator.wait_for_everyone()
+        if args.should_save and folder.is_dir():  # last: without the marker a checkpoint counts as interrupted
+            atomic_write_json(folder / COMPLETE, {"step": state.global_step, "time": time.time()})
 
 
 class TerminalLog(TrainerCallback):
