@@ -27,6 +27,14 @@ class Method:
     quantization: Callable[[], Any] | None = None  # () -> a transformers quantization config
     runner: str | None = None  # "module:function" owning the whole run (grpo), imported lazily
     help: str = ""
+    weight_grads: bool = False  # every weight gets a gradient (full training): 2N more FLOPs a token
+
+    def flops_per_token(self, linear: int, layers: int, backward_layers: int | None = None) -> float:
+        """Matmul FLOPs one trained token costs (what `medtune plan` and `medtune bench train` count): forward
+        2N, activation gradients 2N over the layers the backward pass crosses (`backward_layers`, from the
+        lowest adapted layer up; all when None), weight gradients 2N where every weight trains."""
+        frac = 1.0 if self.weight_grads or not backward_layers else min(backward_layers, layers) / layers
+        return (2 + 2 * frac + (2 if self.weight_grads else 0)) * linear
 
     def load_dtype(self, precision: str) -> str:
         """The dtype to load base weights in: half for adapter methods under bf16/fp16, else float32."""
@@ -134,10 +142,11 @@ def qlora(model: Any, recipe: Any) -> Any:
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("lora", lora, half_weights=True, saves="adapter", help="LoRA adapter"),
     Method("dora", dora, half_weights=True, saves="adapter", help="DoRA adapter"),
-    Method("full", train_all, half_weights=False, saves="model", help="every weight trains (fp32 masters)"),
+    Method("full", train_all, half_weights=False, saves="model", weight_grads=True,
+           help="every weight trains (fp32 masters)"),
     Method("qlora", qlora, half_weights=True, saves="adapter", check=check_qlora, quantization=nf4_config,
            help="LoRA over a 4-bit NF4 base (CUDA/ROCm with bitsandbytes)"),
-    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True,
+    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True, weight_grads=True,
            help="an encoder with a multiple-choice head"),
     Method("grpo", lora, half_weights=True, saves="adapter", runner="medtune.train.grpo:run_grpo",
            help="group-relative policy optimisation of a LoRA adapter on generated answers"),
