@@ -275,13 +275,11 @@ def plan(model: str, method: str, gpu: str, *, batch: int, seq_len: int, grad_ck
 
 
 def time_model(a: Arch, method: str, gpu: str, r: int = 16, adapted: int | None = None) -> dict | None:
-    """Seconds per million training tokens at ASSUMED_MFU of the GPU's datasheet bf16 peak: FLOPs per token
-    k x N (N the matmul parameters; k = 4 for adapter methods, no weight gradients, the backward half only
-    over the adapted layers; 6 for full)."""
+    """Seconds per million training tokens at ASSUMED_MFU of the GPU's datasheet bf16 peak; FLOPs per token
+    from the method's registry entry (`Method.flops_per_token`, the count `medtune bench train` uses)."""
     if gpu not in PEAK_TFLOPS:
         return None
-    n = count_parameters(a)["linear"]
-    k = planned_method(method).flops_factor(min(adapted, a.layers) / a.layers if adapted else 1.0)
+    flops = planned_method(method).flops_per_token(count_parameters(a)["linear"], a.layers, adapted)
     rate = PEAK_TFLOPS[gpu] * 1e12 * ASSUMED_MFU
-    return {"flops_per_token": k * n, "peak_tflops": PEAK_TFLOPS[gpu], "assumed_mfu": ASSUMED_MFU,
-            "seconds_per_million_tokens": k * n * 1e6 / rate}
+    return {"flops_per_token": flops, "peak_tflops": PEAK_TFLOPS[gpu], "assumed_mfu": ASSUMED_MFU,
+            "seconds_per_million_tokens": flops * 1e6 / rate}

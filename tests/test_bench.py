@@ -35,7 +35,14 @@ def test_bench_train_writes_consistent_figures(tmp_path, tiny_model_dir, sample_
     # tokens/s and samples/s agree with the mean sequence length; step time is the median of 3 timed steps
     assert r["tokens_per_s"] / r["samples_per_s"] == __import__("pytest").approx(r["mean_seq_len"], rel=1e-6)
     assert r["step_s_min"] <= r["step_s_median"] <= r["step_s_max"]
-    assert 0 < r["mfu"] < 1 and r["flops_formula"] == "4*N + 4*2*layers*s*d_attn"
+    assert 0 < r["mfu"] < 1 and r["flops_count"]["k"] == 4  # lora over every layer: forward 2N + backward 2N
+    assert r["flops_per_token"] == 4 * r["flops_count"]["linear"]
+    # the limit was measured in the same process, before and after the timed steps; the fraction is of it
+    fp32 = r["matmul_peak"]["float32"]
+    assert fp32["before"]["flops_per_s"] > 0 and fp32["after"]["flops_per_s"] > 0
+    assert fp32["flops_per_s"] == max(fp32["before"]["flops_per_s"], fp32["after"]["flops_per_s"])
+    assert r["fraction_of_peak"]["of_float32_peak"] == __import__("pytest").approx(
+        r["tokens_per_s"] * r["flops_per_token"] / fp32["flops_per_s"])
     assert set(doc["ratio"]) == {"tokens_per_s", "samples_per_s"}
     assert "ratio r / r:" in proc.stdout and "tokens/s (non-pad)" in proc.stdout
 
@@ -55,6 +62,13 @@ def test_bench_eval_prefix_cache_keeps_every_prediction(tmp_path, tiny_model_dir
     assert r["prefix_cache"]["tokens_per_s"] == __import__("pytest").approx(cached / r["prefix_cache"]["seconds"])
     assert r["prefix_cache"]["questions_per_s"] > 0 and r["no_prefix_cache"]["questions_per_s"] > 0
     assert "identical predictions 40/40" in proc.stdout
+    # FLOP/s of the work done (2N a processed token) as a fraction of the matmul rate measured in the process
+    n, peak = r["linear_params"], r["matmul_peak"]["float32"]["flops_per_s"]
+    for run in ("prefix_cache", "no_prefix_cache"):
+        x = r[run]
+        assert x["flops"] == 2 * n * x["processed_tokens"]
+        assert x["fraction_of_peak"]["of_float32_peak"] == __import__("pytest").approx(x["flops"] / x["seconds"] / peak)
+    assert "of the float32 peak" in proc.stdout
 
 
 def test_bench_unknown_shape_is_a_clear_error(tmp_path, tiny_model_dir, sample_jsonl):

@@ -6,13 +6,14 @@ non-padding tokens/s, samples/s and peak memory. Model-FLOPs utilisation (MFU) i
 
     MFU = tokens/s x FLOPs per token / R
 
-where FLOPs per token = k x N + k x 2 x layers x s x d_attn, N the parameters of the matmuls a token
-passes (all linear layers and the LM head, not the embedding lookup), s the mean sequence length,
-d_attn = heads x head_dim, and k = 4 for adapter methods (forward 2N plus activation gradients 2N;
-no weight gradients), 6 for full training; R is the matmul rate measured on this device in the
-training dtype, not a datasheet figure: the best of several large square products (4096 and 8192 on a GPU, where
-an 8192^3 bf16 product reaches the sustained rate, ~790 TFLOP/s on an H100/H200; 1024 and 2048 on a CPU);
-fp8 runs are divided by the measured fp8 rate (`medtune.bench.common.peak_rate`).
+where FLOPs per token is the method registry's count (`Method.flops_per_token`, the one `medtune plan`
+prints): forward 2N, activation gradients 2N over the layers the backward pass crosses (lora.layers),
+weight gradients 2N more for full training; N the planner's matmul parameters (the layers' linear
+weights and an untied LM head). Attention's own products are reported beside it, not counted. R is the
+matmul rate measured on this device in the training dtype, not a datasheet figure: on a CPU in the same
+process before and after the timed steps, fp32 and bf16 where the CPU has it (`medtune.bench.peak`); on a
+GPU the best of 4096^3 and 8192^3 products, and fp8 runs divided by the measured fp8 rate
+(`medtune.bench.common.peak_rate`). Evaluation reports the same fraction for 2N FLOPs a processed token.
 
 Evaluation: questions/s of the recipe's eval scorer, with the shared-prefix cache and without it; tokens/s
 counts the tokens that ran through the model (the shared prefix once, no padding), and the questions' own
@@ -56,8 +57,9 @@ def format_bench(r: dict) -> str:
                           f"{'samples/s':<22}{r['samples_per_s']:>10.2f}",
                           f"{'padding':<22}{r['padding_fraction']:>10.1%}",
                           f"{'peak memory':<22}{peak:>10.2f} GB",
-                          f"{'MFU':<22}{r['mfu']:>10.1%}  ({r['flops_formula']}; peak matmul rate "
-                          f"{r['matmul_rate_flops'] / 1e12:.2f} TFLOP/s measured)"])
+                          f"{'fraction of peak':<22}{r['mfu']:>10.1%}  ({r['flops_per_token'] / 1e6:.0f} MFLOP a "
+                          f"token, {r['flops_formula']}; {r['matmul_rate_of']}: "
+                          f"{r['matmul_rate_flops'] / 1e9:.1f} GFLOP/s)"])
     procs = f" · {r['processes']} processes × {r['threads']} threads" if r.get("processes", 1) > 1 else ""
     lines = [head, f"{r['questions']} questions · {r['scorer']} scorer · batch {r['batch_size']} · "
                    f"shared prefix {r['shared_prefix_tokens']} tokens · {r.get('question_tokens', 0):,} question "
@@ -66,7 +68,8 @@ def format_bench(r: dict) -> str:
         if label in r:
             x = r[label]
             lines.append(f"{label:<18}{x['seconds']:>8.1f} s {x['questions_per_s']:>8.2f} q/s "
-                         f"{x['tokens_per_s']:>9.0f} tok/s processed ({x.get('processed_tokens', 0):,} tokens)")
+                         f"{x['tokens_per_s']:>9.0f} tok/s processed ({x.get('processed_tokens', 0):,} tokens)"
+                         + _fraction(x.get("fraction_of_peak")))
     if "speedup" in r:
         lines.append(f"speed-up {r['speedup']:.2f}x · identical predictions {r['identical_predictions']}/"
                      f"{r['questions']} · flips beyond the tie tolerance {r.get('flips_beyond_tolerance', 0)} · "
@@ -75,6 +78,14 @@ def format_bench(r: dict) -> str:
         ref = r["reference"]
         lines.append(f"identical to {ref['path']}: {ref['identical_predictions']}/{ref['compared']}")
     return "\n".join(lines)
+
+
+def _fraction(f: dict | None) -> str:
+    """' · 41% of the fp32 peak …' for a run's fraction_of_peak record."""
+    if not f:
+        return ""
+    parts = [f"{v:.0%} of the {k[3:-5]} peak" for k, v in f.items() if k.startswith("of_")]
+    return f" · {f['flops_per_s'] / 1e9:.1f} GFLOP/s, " + ", ".join(parts)
 
 
 def run_one(kind: str, recipe_path: str | None, overrides: list[str], kwargs: dict) -> dict:

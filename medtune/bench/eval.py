@@ -14,10 +14,14 @@ from medtune.bench.common import TIE_TOLERANCE, agreement, memory, setup, sync
 def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None = None, limit: int | None = None,
                batch_size: int | None = None, device: str | None = None, scorer: str | None = None,
                compare_without_prefix: bool = True, data: list[str] | None = None,
-               reference: str | None = None) -> dict:
+               reference: str | None = None, dtype: str | None = None) -> dict:
     """Score the questions the recipe evaluates on (its eval sources, or the held-out part of its split;
-    or --data) with its eval scorer, timed. Under `accelerate launch`/`torchrun` the processes share them."""
+    or --data) with its eval scorer, timed, and set the FLOP/s against the matmul rate measured before and
+    after (medtune.bench.peak). `dtype`: cast the model (bfloat16 on a CPU with bf16 instructions).
+    Under `accelerate launch`/`torchrun` the processes share them."""
     import torch
+
+    from medtune.bench import peak
 
     from medtune.backend import default_batch_size, processes
     from medtune.data.prompts import render
@@ -27,6 +31,9 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     recorded = _read_predictions(reference) if reference else None  # before minutes of loading
     s = setup(recipe, shape, tokenizer, device, for_training=False)
     backend, tok = s["backend"], s["tokenizer"]
+    run_dtype = dtype or backend.dtype
+    if dtype:
+        s["model"].to(getattr(torch, dtype))
     items = _questions(recipe, data, limit)
     scorer = scorer or recipe.train.eval_scorer
     bs = batch_size or default_batch_size(backend)
@@ -35,18 +42,27 @@ def bench_eval(recipe: Any, *, shape: str | None = None, tokenizer: str | None =
     shared = len(common_prefix(reqs))
     n_tokens = sum(len(r.context) + sum(len(c) for c in r.continuations) for r in reqs)  # the questions' own
     s["model"].eval()
+    before = peak.measure(backend.device)
     runs = {label: _timed(s, reqs, bs, reuse, n_tokens, shared)
             for label, reuse in (("prefix_cache", True), ("no_prefix_cache", False))
             if reuse or compare_without_prefix}
+    peaks = peak.limit(before, peak.measure(backend.device))
+    n_linear = peak.decoder_linear_params(s["model"])
+    for r in runs.values():  # 2N per token that ran through the model
+        r["flops"] = 2 * n_linear * r["processed_tokens"]
+        r["fraction_of_peak"] = peak.fraction(r["flops"] / r["seconds"], peaks, run_dtype)
     out = {"kind": "eval", "model": s["model_name"], "tokenizer": s["tokenizer_name"], "scorer": scorer,
            "template": s["template"], "questions": len(reqs), "batch_size": bs, "question_tokens": n_tokens,
-           "dtype": backend.dtype, "shared_prefix_tokens": shared, "backend": backend.to_dict(),
+           "dtype": run_dtype, "shared_prefix_tokens": shared, "backend": backend.to_dict(),
+           "matmul_peak": peaks, "cpu_bf16_instructions": peak.cpu_bf16(), "linear_params": n_linear,
+           "flops_formula": "2 x N x processed tokens (N: decoder linear weights; LM head and attention products "
+                            "not counted)",
            "memory": memory(backend.device), "threads": torch.get_num_threads(), "processes": world,
            "questions_from": "--data " + " ".join(data) if data else "the recipe's eval questions"}
     for label, r in runs.items():
         out[label] = {k: v for k, v in r.items() if k not in ("predictions", "logliks")}
     if len(runs) == 2:
-        out.update(_agreement(runs, backend.dtype))
+        out.update(_agreement(runs, run_dtype))
     out["predictions"] = runs["prefix_cache"]["predictions"]
     if recorded is not None:
         out["reference"] = _against_reference(recorded, items, out["predictions"])

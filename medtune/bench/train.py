@@ -10,6 +10,7 @@ from typing import Any
 
 from medtune.errors import MedtuneError
 
+from medtune.bench import peak
 from medtune.bench.common import matmul_params, memory, peak_rate, setup
 
 
@@ -60,12 +61,31 @@ def bench_train(recipe: Any, *, shape: str | None = None, tokenizer: str | None 
         trainer.data_collator = counter
         if backend.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
+        before = peak.measure(backend.device) if backend.device == "cpu" else {}
         trainer.train()
-    return _result(recipe, s, trainer, model, timer.times, counter.batches, steps, warmup, compile)
+    return _result(recipe, s, trainer, model, timer.times, counter.batches, steps, warmup, compile, before)
+
+
+def registry_flops(recipe: Any, cfg: Any, model: Any = None) -> tuple[float, dict]:
+    """FLOPs a trained token costs by the method's registry entry, on the planner's parameter count (what
+    `medtune plan` prints for this model, method and lora.layers); other architectures: the model's linears."""
+    from medtune.plan import Arch, count_parameters
+    from medtune.train.methods import adapted_layers, get_method
+
+    method = get_method(recipe.method)
+    try:
+        a = Arch.from_config(cfg.to_dict())
+        linear, layers = count_parameters(a)["linear"], a.layers
+    except MedtuneError:
+        linear, layers = matmul_params(model), getattr(cfg, "num_hidden_layers", 1)
+    idx = adapted_layers(recipe.lora.layers, layers) if not method.trains_all else None
+    backward = layers - min(idx) if idx else None
+    flops = method.flops_per_token(linear, layers, backward)
+    return flops, {"linear": linear, "layers": layers, "backward_layers": backward or layers, "k": flops / linear}
 
 
 def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[float], batches: list, steps: int,
-            warmup: int, compile: bool) -> dict:
+            warmup: int, compile: bool, before: dict) -> dict:
     t = recipe.train
     ga = t.grad_accum
     times = times_all[warmup:]
@@ -79,11 +99,16 @@ def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[floa
     d_attn = getattr(cfg, "num_attention_heads", 0) * (getattr(cfg, "head_dim", None) or
                                                         cfg.hidden_size // max(1, cfg.num_attention_heads))
     s_mean = statistics.mean(seq_lens)
-    k = 6 if recipe.method == "full" else 4
-    n_mm = matmul_params(model)
-    flops_tok = k * n_mm + k * 2 * layers * s_mean * d_attn
-    rate, rate_what = peak_rate(backend.device, s["precision"], fp8=t.fp8)
+    flops_tok, count = registry_flops(recipe, cfg, model)
+    attn_tok = (count["k"]) * 2 * layers * s_mean * d_attn  # attention's own products: reported, not counted
     tok_s = tokens / total_s
+    if t.fp8 or backend.device != "cpu":
+        rate, rate_what = peak_rate(backend.device, s["precision"], fp8=t.fp8)
+        peaks = {"float32" if s["precision"] == "fp32" else "bfloat16": {"flops_per_s": rate, "of": rate_what}}
+    else:
+        peaks = peak.limit(before, peak.measure(backend.device))
+        rate, rate_what = peaks["float32"]["flops_per_s"], "float32 matmul measured before and after, the better"
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}.get(s["precision"], "float32")
     return {
         "kind": "train", "loop": "medtune.train.build.build_trainer (the Trainer of medtune train)",
         "model": s["model_name"], "tokenizer": s["tokenizer_name"], "method": recipe.method,
@@ -97,8 +122,11 @@ def _result(recipe: Any, s: dict, trainer: Any, model: Any, times_all: list[floa
         "tokens_per_s": tok_s, "median_step_tokens_per_s": tokens / len(times) / step_s,
         "samples_per_s": samples / total_s,
         "padding_fraction": 1 - tokens / max(1, padded) if not t.packing else 0.0,
-        "mean_seq_len": s_mean, "matmul_params": n_mm,
-        "flops_per_token": flops_tok, "flops_formula": f"{k}*N + {k}*2*layers*s*d_attn",
-        "matmul_rate_flops": rate, "matmul_rate_of": rate_what, "mfu": tok_s * flops_tok / rate,
+        "mean_seq_len": s_mean, "matmul_params": count["linear"], "flops_count": count,
+        "flops_per_token": flops_tok, "attention_flops_per_token": attn_tok,
+        "flops_formula": "the method registry's count (Method.flops_per_token, as medtune plan)",
+        "matmul_rate_flops": rate, "matmul_rate_of": rate_what, "matmul_peak": peaks,
+        "cpu_bf16_instructions": peak.cpu_bf16(), "mfu": tok_s * flops_tok / rate,
+        "fraction_of_peak": peak.fraction(tok_s * flops_tok, peaks, dtype),
         "memory": memory(backend.device), "backend": backend.to_dict(),
     }

@@ -33,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="eval, parity: questions per forward pass (of median length; "
                                                   "parity: default 16)")
     p.add_argument("--scorer", choices=training_scorers(), help="eval: default the recipe's eval scorer")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], help="eval: cast the model (default: the backend's; "
+                   "bfloat16 on a CPU pays off only with AVX-512 BF16 or AMX)")
     p.add_argument("--no-compare", action="store_true", help="eval: skip the run without the prefix cache")
     p.add_argument("--reference", metavar="EVAL", help="eval: count predictions equal to this recorded eval's "
                    "(a folder with predictions.jsonl, matched by question id)")
@@ -51,7 +53,8 @@ def main(args: argparse.Namespace) -> int:
         extra = {"steps": args.steps, "warmup": args.warmup, "compile": args.compile}
     else:
         extra = {"limit": args.limit, "batch_size": args.batch_size, "scorer": args.scorer,
-                 "compare_without_prefix": not args.no_compare, "data": args.data, "reference": args.reference}
+                 "compare_without_prefix": not args.no_compare, "data": args.data, "reference": args.reference,
+                 "dtype": args.dtype}
     stem = Path(args.recipe).stem if args.recipe else "default"
     out = args.out or f"benchmarks/results/bench-{args.kind}-{stem}{'-' + args.shape if args.shape else ''}.json"
     run_bench(args.kind, args.recipe, args.overrides, out=out, vs=args.vs, **common, **extra)

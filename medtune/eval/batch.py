@@ -42,11 +42,26 @@ def split_shared(req: Request) -> tuple[list[int], list[list[int]]]:
 
 
 def expand_cache(cache: Any, n: int) -> Any:
-    """A copy of a batch-1 KV cache repeated n times along the batch."""
+    """A batch-n view of a batch-1 KV cache. Layers that keep plain keys and values (transformers'
+    dynamic layers) get `expand`ed views of the cached prefix, no copy: the model's first `cat` onto them
+    materialises the batch once, where a repeat would copy it once more before that. Any other cache is
+    copied and repeated. The prefix itself is never written to (each pass `cat`s into new tensors)."""
     import copy
 
-    out = copy.deepcopy(cache)
-    out.batch_repeat_interleave(n)
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    plain = DynamicLayer.batch_repeat_interleave
+    if not layers or any(type(layer).batch_repeat_interleave is not plain for layer in layers):
+        out = copy.deepcopy(cache)
+        out.batch_repeat_interleave(n)
+        return out
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in layers]
+    for layer in out.layers:
+        if layer.get_seq_length() > 0:
+            layer.keys = layer.keys.expand(n, *layer.keys.shape[1:])
+            layer.values = layer.values.expand(n, *layer.values.shape[1:])
     return out
 
 

@@ -46,7 +46,6 @@ class Method:
     plan_note: str = ""
     problems: str | None = None  # "module:function" (recipe) -> [(key, problem)], the method's own checks
     help: str = ""
-
     @property
     def trains_all(self) -> bool:
         """Every weight trains and the whole model is saved (else an adapter over frozen weights)."""
@@ -56,6 +55,13 @@ class Method:
         """Training FLOPs per token per matmul parameter: 6 when every weight trains (forward 2, activation and
         weight gradients 4); an adapter 2 + 2 x the fraction of layers the backward pass runs through."""
         return 6.0 if self.trains_all else 2.0 + 2.0 * backward_fraction
+
+    def flops_per_token(self, linear: int, layers: int, backward_layers: int | None = None) -> float:
+        """Matmul FLOPs one trained token costs (the count `medtune plan` and `medtune bench train` share): the
+        factor above times the N matmul parameters, the backward pass over `backward_layers` of `layers` (from the
+        lowest adapted layer up; all when None)."""
+        frac = min(backward_layers, layers) / layers if backward_layers else 1.0
+        return self.flops_factor(frac) * linear
 
     def recipe_problems(self, recipe: Recipe) -> list[tuple[str, str]]:
         """The method's own recipe checks: (dotted key, problem) pairs."""
@@ -177,7 +183,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("qlora", qlora, half_weights=True, saves="adapter", check=check_qlora, quantization=nf4_config,
            memory=Memory(order=0, preference=3, linear_bytes=0.516),
            help="LoRA over a 4-bit NF4 base (CUDA/ROCm with bitsandbytes)"),
-    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True,
+    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True, weight_grads=True,
            help="an encoder with a multiple-choice head"),
     Method("grpo", lora, half_weights=True, saves="adapter", runner="medtune.train.grpo:run_grpo",
            problems="medtune.train.grpo:recipe_problems", plan_as="lora",
