@@ -14,7 +14,7 @@ from medtune.data.schema import MCQItem
 from medtune.eval import confidence as C
 from medtune.eval.bias import debias, estimate_prior, prior_sample, selection_bias
 from medtune.eval.output import ScorerOutput
-from medtune.eval.permute import map_back, orders_for, parse_permute, reorder, rotation, score_orders
+from medtune.eval.permute import map_back, orders_for, parse_permute, reorder, score_orders
 from medtune.errors import MedtuneError
 
 
