@@ -99,3 +99,44 @@ def test_cli_suite_prints_nine_rows_and_writes_lm_eval_results(tmp_path, tiny_mo
     assert set(res["results"]) == set(NINE) and all("acc,none" in r for r in res["results"].values())
     bad = run_cli("eval", "--suite", "open-medical-llm", "--data", "x.jsonl")
     assert bad.returncode != 0 and "--data: --suite names its own data" in bad.stderr
+
+
+def test_cli_suite_with_permute_reports_each_tasks_order_figures(tmp_path, tiny_model_dir, sample_jsonl):
+    """`medtune eval --suite FILE --permute cyclic`: per task, the permutation-averaged accuracy and the spread
+    over orders in the table, suite.json and results.json, equal to a plain `medtune eval --permute cyclic`
+    of that task's questions."""
+    from conftest import run_cli
+
+    lines = sample_jsonl.read_text().splitlines()
+    (tmp_path / "first.jsonl").write_text("\n".join(lines[:20]) + "\n")
+    (tmp_path / "last.jsonl").write_text("\n".join(lines[20:]) + "\n")
+    (tmp_path / "two.yaml").write_text("name: two\ntemplate: plain\ntasks:\n  first:\n    data: first.jsonl\n"
+                                       "  last:\n    data: last.jsonl\n")
+    common = ["--model", str(tiny_model_dir), "--batch-size", "4", "--no-progress", "--permute", "cyclic"]
+    proc = run_cli("eval", "--suite", str(tmp_path / "two.yaml"), *common, "--out", str(tmp_path / "suite"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "suite" / "suite.json").read_text())
+    assert summary["permute"] == "cyclic" and summary["manifest"]["permute"] == "cyclic"
+    out = proc.stdout.splitlines()
+    assert "option orders cyclic" in out[0] and out[1].split()[:5] == ["task", "accuracy", "95%", "CI", "perm-avg"]
+    res = json.loads((tmp_path / "suite" / "results.json").read_text())["medtune"]
+    for k, task in enumerate(("first", "last")):
+        plain = run_cli("eval", "--data", str(tmp_path / f"{task}.jsonl"), "--template", "plain", *common,
+                        "--out", str(tmp_path / task))
+        assert plain.returncode == 0, plain.stderr[-3000:]
+        m = json.loads((tmp_path / task / "metrics.json").read_text())
+        p = m["permutation"]["letter"]
+        row = summary["tasks"][k]
+        assert row["task"] == task and row["n"] == 20 and row["accuracy"] == m["results"]["letter"]["accuracy"]
+        got = row["permutation"]
+        assert got["orders"] == p["orders"] == 5 and got["per_order"] == [o["accuracy"] for o in p["per_order"]]
+        assert got["averaged_accuracy"] == p["averaged"]["accuracy"] and got["spread"] == p["spread"]
+        assert got["spread"] == max(got["per_order"]) - min(got["per_order"])
+        assert (got["correct_every_order"], got["consistency"]) == (p["correct_every_order"], p["consistency"])
+        assert res["permutation"][task] == got
+        cols = out[2 + k].split()
+        assert cols[0] == task and cols[4:6] == [f"{p['averaged']['accuracy']:.3f}", f"{p['spread']:.3f}"]
+    avg = summary["average_permutation"]
+    assert avg["averaged_accuracy"] == pytest.approx(sum(r["permutation"]["averaged_accuracy"]
+                                                         for r in summary["tasks"]) / 2)
+    assert out[4].startswith("average (unweighted)") and f"{avg['averaged_accuracy']:.3f}" in out[4]

@@ -44,5 +44,8 @@ def results_json(summary: dict) -> dict:
                     "average_rule": summary["average_rule"], "template": summary["template"],
                     "scorer": summary["scorer"],
                     "data": {r["task"]: {"data": r["data"], "kind": r["kind"], "split": r["split"], "note": r["note"]}
-                             for r in summary["tasks"]}},
+                             for r in summary["tasks"]},
+                    **({"permute": summary["permute"], "permutation": {r["task"]: r["permutation"]
+                                                                       for r in summary["tasks"]}}
+                       if summary.get("permute") else {})},
     }

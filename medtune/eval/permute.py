@@ -112,7 +112,8 @@ def score_orders(score: Callable[[list[MCQItem]], ScorerOutput], items: Sequence
 
 def order_metrics(gold: Sequence[int], ordered: Ordered, name: str) -> dict:
     """Accuracy per order and its spread, the permutation-averaged prediction's accuracy, correct under every
-    order, consistency across orders, and the selection bias pooled over all orders' shown letters."""
+    order, consistency across orders (the same answer read in every order), and the selection bias pooled over
+    all orders' shown letters."""
     from medtune.eval.bias import selection_bias
     from medtune.eval.metrics import wilson_ci
     from medtune.eval.scoring import softmax
@@ -122,14 +123,15 @@ def order_metrics(gold: Sequence[int], ordered: Ordered, name: str) -> dict:
     for r in range(max(len(p) for p in preds)):
         qs = [q for q in range(n) if len(preds[q]) > r]
         k = sum(preds[q][r] == gold[q] for q in qs)
-        per.append({"order": r, "n": len(qs), "accuracy": k / len(qs)})
+        per.append({"order": r, "n": len(qs), "accuracy": k / len(qs),
+                    "unanswered": sum(preds[q][r] is None for q in qs)})  # generate: no answer read
     accs = [p["accuracy"] for p in per]
     mean = sum(accs) / len(accs)
-    averaged = []
-    for q in range(n):
-        probs = [softmax(s) for s in ordered.scores[name][q]]
+    averaged: list[int | None] = []
+    for q in range(n):  # an order with no answer read (generate: unparseable) does not vote; none at all: None
+        probs = [softmax(s) for s, p in zip(ordered.scores[name][q], preds[q]) if p is not None]
         avg = [sum(col) / len(probs) for col in zip(*probs)]
-        averaged.append(max(range(len(avg)), key=avg.__getitem__))
+        averaged.append(max(range(len(avg)), key=avg.__getitem__) if avg else None)
     k_avg = sum(a == g for a, g in zip(averaged, gold))
     shown_gold, shown_pred, width = [], [], max(len(o[0]) for o in ordered.orders)
     for q in range(n):
@@ -142,6 +144,6 @@ def order_metrics(gold: Sequence[int], ordered: Ordered, name: str) -> dict:
         "mean_accuracy": mean,
         "averaged": {"accuracy": k_avg / n, "ci95": list(wilson_ci(k_avg, n)), "predicted": averaged},
         "correct_every_order": sum(all(p == g for p in ps) for ps, g in zip(preds, gold)) / n,
-        "consistency": sum(len(set(ps)) == 1 for ps in preds) / n,
+        "consistency": sum(len(set(ps)) == 1 and ps[0] is not None for ps in preds) / n,
         "bias_pooled": selection_bias(shown_gold, shown_pred, width),
     }

@@ -78,7 +78,7 @@ def _permutation(section: dict, rows: list[dict], gold: list[int], ordered: Any,
     if primary:
         for row, preds, avg in zip(rows, ordered.predicted[name], averaged):
             row["orders"] = [None if p is None else LETTERS[p] for p in preds]
-            row["averaged"] = LETTERS[avg]
+            row["averaged"] = None if avg is None else LETTERS[avg]
 
 
 def _debias(section: dict, rows: list[dict], gold: list[int], scores: list[list[float]], shown: list,

@@ -154,10 +154,19 @@ def run_suite(suite: str | Suite, cfg: Any, *, data_dir: str | None = None, mode
 
 def _task_row(r: Resolved, metrics: dict, seconds: float, n_total: int) -> dict:
     res = metrics["results"][metrics["primary"]]
-    return {"task": r.task.name, "data": r.spec, "kind": r.kind, "split": r.split, "note": r.note,
-            "n": res["n"], "n_total": n_total, "correct": res["correct"], "accuracy": res["accuracy"], "ci95": res["ci95"],
-            "unanswered": res.get("unanswered", 0), "seconds": seconds, "metrics": list(r.task.metrics),
-            "truncated_contexts": metrics["truncated_contexts"], "tokens": metrics["timing"].get("tokens")}
+    row = {"task": r.task.name, "data": r.spec, "kind": r.kind, "split": r.split, "note": r.note,
+           "n": res["n"], "n_total": n_total, "correct": res["correct"], "accuracy": res["accuracy"], "ci95": res["ci95"],
+           "unanswered": res.get("unanswered", 0), "seconds": seconds, "metrics": list(r.task.metrics),
+           "truncated_contexts": metrics["truncated_contexts"], "tokens": metrics["timing"].get("tokens")}
+    p = (metrics.get("permutation") or {}).get(metrics["primary"])
+    if p:  # --permute: the task's option-order figures for its primary result (as its metrics.json has them)
+        row["permutation"] = {"orders": p["orders"], "averaged_accuracy": p["averaged"]["accuracy"],
+                              "averaged_ci95": p["averaged"]["ci95"], "spread": p["spread"], "std": p["std"],
+                              "mean_accuracy": p["mean_accuracy"],
+                              "per_order": [o["accuracy"] for o in p["per_order"]],
+                              "correct_every_order": p["correct_every_order"], "consistency": p["consistency"],
+                              "rstd_pooled": p["bias_pooled"]["rstd"]}
+    return row
 
 
 def _summary(s: Suite, rows: list[dict], seconds: float, cfg: Any, loaded: Any, template: str,
@@ -165,24 +174,37 @@ def _summary(s: Suite, rows: list[dict], seconds: float, cfg: Any, loaded: Any, 
     from medtune.manifest import build_manifest
 
     average = sum(r["accuracy"] for r in rows) / len(rows)
-    return {"suite": s.name, "title": s.title, "suite_file": s.path, "tasks": rows,
-            "average": average, "average_rule": "unweighted mean of the task accuracies (the leaderboard's)",
-            "seconds": seconds, "model": loaded.ref.name, "adapter": cfg.adapter, "template": template,
-            "scorer": scorers[0], "limit": cfg.limit,
-            "manifest": build_manifest(backend=loaded.backend.to_dict(), model={"name": loaded.ref.name,
-                                       "path": loaded.ref.path}, suite=s.name, limit=cfg.limit)}
+    out = {"suite": s.name, "title": s.title, "suite_file": s.path, "tasks": rows,
+           "average": average, "average_rule": "unweighted mean of the task accuracies (the leaderboard's)",
+           "seconds": seconds, "model": loaded.ref.name, "adapter": cfg.adapter, "template": template,
+           "scorer": scorers[0], "limit": cfg.limit, "permute": cfg.permute,
+           "manifest": build_manifest(backend=loaded.backend.to_dict(), model={"name": loaded.ref.name,
+                                      "path": loaded.ref.path}, suite=s.name, limit=cfg.limit, permute=cfg.permute)}
+    if cfg.permute:
+        out["average_permutation"] = {k: sum(r["permutation"][k] for r in rows) / len(rows)
+                                      for k in ("averaged_accuracy", "spread")}
+    return out
 
 
 def format_suite(summary: dict) -> str:
-    """The suite's table: per task accuracy, 95% CI, n, data and split, time; then the average."""
+    """The suite's table: per task accuracy, 95% CI, n, data and split, time; then the average. With --permute,
+    two columns more: the permutation-averaged accuracy and the spread of the accuracy over option orders."""
+    perm = summary.get("permute")
     head = f"{summary['title'] or summary['suite']}: {summary['model']} · template {summary['template']} · " \
-           f"scorer {summary['scorer']}" + (f" · first {summary['limit']} per task" if summary["limit"] else "")
-    lines = [head, f"{'task':<30}{'accuracy':>9}  {'95% CI':<17}{'n':>6}{'time':>8}  data (split)"]
+           f"scorer {summary['scorer']}" + (f" · first {summary['limit']} per task" if summary["limit"] else "") \
+           + (f" · option orders {perm} (perm-avg: permutation-averaged accuracy; spread: best - worst order)"
+              if perm else "")
+    lines = [head, f"{'task':<30}{'accuracy':>9}  {'95% CI':<17}" + (f"{'perm-avg':>9}{'spread':>8}" if perm else "")
+             + f"{'n':>6}{'time':>8}  data (split)"]
     for r in summary["tasks"]:
         lo, hi = r["ci95"]
         where = f"{r['kind']} {r['data']} ({r['split'] or '?'}" + (f"; {r['note']}" if r["note"] else "") + ")"
-        lines.append(f"{r['task']:<30}{r['accuracy']:>9.3f}  [{lo:.3f}, {hi:.3f}]  {r['n']:>6}{r['seconds']:>7.1f}s"
-                     f"  {where}")
-    lines.append(f"{'average (unweighted)':<30}{summary['average']:>9.3f}  {'':<17}"
+        p = r.get("permutation")
+        cols = f"{p['averaged_accuracy']:>9.3f}{p['spread']:>8.3f}" if p else ""
+        lines.append(f"{r['task']:<30}{r['accuracy']:>9.3f}  [{lo:.3f}, {hi:.3f}]  {cols}{r['n']:>6}"
+                     f"{r['seconds']:>7.1f}s  {where}")
+    a = summary.get("average_permutation")
+    cols = f"{a['averaged_accuracy']:>9.3f}{a['spread']:>8.3f}" if a else ""
+    lines.append(f"{'average (unweighted)':<30}{summary['average']:>9.3f}  {'':<17}{cols}"
                  f"{sum(r['n'] for r in summary['tasks']):>6}{summary['seconds']:>7.1f}s")
     return "\n".join(lines)
