@@ -156,7 +156,6 @@ def profile_train(args) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from medtune.bench import peak
     from medtune.bench.train import bench_train
     from medtune.train import build as build_mod
     from medtune.train.recipe import load_recipe

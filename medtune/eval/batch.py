@@ -50,7 +50,7 @@ def expand_cache(cache: Any, n: int) -> Any:
 
     from transformers.cache_utils import DynamicLayer
 
-    layers = getattr(cache, "layers", None)
+    layers = vars(cache).get("layers")  # transformers' Cache keeps its per-layer caches here
     plain = DynamicLayer.batch_repeat_interleave
     if not layers or any(type(layer).batch_repeat_interleave is not plain for layer in layers):
         out = copy.deepcopy(cache)

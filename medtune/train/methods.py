@@ -183,7 +183,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("qlora", qlora, half_weights=True, saves="adapter", check=check_qlora, quantization=nf4_config,
            memory=Memory(order=0, preference=3, linear_bytes=0.516),
            help="LoRA over a 4-bit NF4 base (CUDA/ROCm with bitsandbytes)"),
-    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True, weight_grads=True,
+    Method("multiple_choice", train_all, half_weights=False, saves="model", encoder=True,
            help="an encoder with a multiple-choice head"),
     Method("grpo", lora, half_weights=True, saves="adapter", runner="medtune.train.grpo:run_grpo",
            problems="medtune.train.grpo:recipe_problems", plan_as="lora",
