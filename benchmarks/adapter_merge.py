@@ -22,6 +22,9 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--data", help="score these questions (a source, e.g. medmcqa-dev) instead of the run's eval "
+                                   "questions (then nothing is compared with the run's recorded predictions)")
+    ap.add_argument("--limit", type=int, help="the first N questions")
     args = ap.parse_args()
 
     import torch
@@ -42,7 +45,13 @@ def main() -> None:
     model = attach_adapter(load_causal_lm(ref, backend), str(run / "adapter"))
     model.eval()
     template = json.loads((run / "final" / "metrics.json").read_text())["manifest"]["template"]
-    items = load_questions(recipe).evals
+    if args.data:
+        from medtune.data import load_benchmark
+
+        items = load_benchmark(args.data)[0]
+    else:
+        items = load_questions(recipe).evals
+    items = items[: args.limit] if args.limit else items
     reqs = [build_request(tok, render(it, template, tok).prompt, "ABCD"[:len(it.options)]) for it in items]
 
     def timed() -> tuple[float, list[list[float]]]:
@@ -61,22 +70,23 @@ def main() -> None:
             times[label].append(seconds)
             print(f"{label:<9} {len(reqs) / seconds:6.2f} q/s", flush=True)
     pred = {k: [max(range(len(v)), key=v.__getitem__) for v in ls] for k, ls in logliks.items()}
-    recorded = [json.loads(x)["predicted"] for x in (run / "final" / "predictions.jsonl").read_text().splitlines()]
+    recorded = [] if args.data else [json.loads(x)["predicted"]
+                                     for x in (run / "final" / "predictions.jsonl").read_text().splitlines()]
     out = {"what": "LoRA adapter attached vs merged into the weights, letter scorer, the run's eval questions",
            "command": "python benchmarks/adapter_merge.py " + " ".join(sys.argv[1:]),
            "commit": git_commit(), "versions": package_versions(),
            "device": {"backend": backend.to_dict(), "cpu": cpu_model(), "cores": os.cpu_count()},
-           "run": str(run), "questions": len(reqs), "batch_size": args.batch_size,
+           "run": str(run), "data": args.data or "the run's eval questions", "questions": len(reqs), "batch_size": args.batch_size,
            **{f"{k}_questions_per_s_median": len(reqs) / statistics.median(v) for k, v in times.items()},
            "seconds": times,
            "speedup": statistics.median(times["attached"]) / statistics.median(times["merged"]),
            "identical_predictions": sum(a == b for a, b in zip(pred["attached"], pred["merged"])),
-           "identical_to_recorded_final": sum("ABCD"[p] == r for p, r in zip(pred["merged"], recorded)),
+           "identical_to_recorded_final": None if args.data else sum("ABCD"[p] == r for p, r in zip(pred["merged"], recorded)),
            "max_abs_loglik_difference": max(abs(a - b) for x, y in zip(logliks["attached"], logliks["merged"])
                                             for a, b in zip(x, y))}
     print(f"speed-up {out['speedup']:.2f}x · identical predictions {out['identical_predictions']}/{len(reqs)} · "
-          f"identical to {run}/final {out['identical_to_recorded_final']}/{len(recorded)} · "
-          f"max |Δ log-lik| {out['max_abs_loglik_difference']:.1e}")
+          + ("" if args.data else f"identical to {run}/final {out['identical_to_recorded_final']}/{len(recorded)} · ")
+          + f"max |Δ log-lik| {out['max_abs_loglik_difference']:.1e}")
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
 

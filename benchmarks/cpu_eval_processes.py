@@ -5,7 +5,7 @@ same questions, started fresh each time; the settings alternate A B C A B C ... 
 machine's speed hits all of them. Every run's predictions are checked against a recorded eval.
 
 usage: python benchmarks/cpu_eval_processes.py OUT.json [--recipe demo-cpu] [--rounds 3]
-           [--reference runs/demo/baseline] [--data SOURCE ...] [--settings 1x16 2x8 2x16]
+           [--reference runs/demo/baseline] [--data SOURCE ...] [--limit N] [--settings 1x16 2x8 2x16]
            [--foundation REV]
 
 A setting PxB is P processes (P = 1: all threads in one process; P > 1: torchrun, one thread each) at
@@ -43,9 +43,12 @@ def printed(row: dict) -> dict:
     return row
 
 
-def run_setting(setting: str, recipe: str, reference: str | None, data: list[str] | None, out: Path) -> dict:
+def run_setting(setting: str, recipe: str, reference: str | None, data: list[str] | None, out: Path,
+                limit: int | None = None) -> dict:
     procs, batch = (int(x) for x in setting.split("x"))
     args = ["bench", "eval", recipe, "--no-compare", "--batch-size", str(batch), "--out", str(out)]
+    if limit:
+        args += ["--limit", str(limit)]
     if reference:
         args += ["--reference", reference]
     if data:
@@ -89,10 +92,11 @@ def heldout_file(recipe: str, dest: Path) -> Path:
     return dest
 
 
-def run_foundation(rev: str, tree: Path, model: str, data: list[str], reference: str | None, out: Path) -> dict:
+def run_foundation(rev: str, tree: Path, model: str, data: list[str], reference: str | None, out: Path,
+                   limit: int | None = None) -> dict:
     """One `medtune eval` of the code at `rev`: its own timing of the letter scorer (model load excluded)."""
     cmd = [sys.executable, "-m", "medtune", "eval", "--model", model, "--data", *data, "--scorer", "letter",
-           "--batch-size", "8", "--out", str(out)]
+           "--batch-size", "8", "--out", str(out)] + (["--limit", str(limit)] if limit else [])
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("OMP_NUM_THREADS", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree)
@@ -122,6 +126,7 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", help="these questions instead of the recipe's eval questions")
     ap.add_argument("--settings", nargs="+", default=["1x16", "2x8", "2x16"])
     ap.add_argument("--foundation", metavar="REV", help="also time medtune's eval as it was at this commit")
+    ap.add_argument("--limit", type=int, help="the first N questions of --data (or of the recipe's)")
     args = ap.parse_args()
 
     rows = []
@@ -137,10 +142,10 @@ def main() -> None:
         for k in range(args.rounds):
             if args.foundation:
                 rows.append({"round": k, **run_foundation(args.foundation, tree, model, data, args.reference,
-                                                          Path(tmp) / f"foundation-{k}")})
+                                                          Path(tmp) / f"foundation-{k}", args.limit)})
             for s in args.settings:
                 rows.append({"round": k, **run_setting(s, args.recipe, args.reference, args.data,
-                                                       Path(tmp) / f"{s}-{k}.json")})
+                                                       Path(tmp) / f"{s}-{k}.json", args.limit)})
     first = rows[0]["predictions"]
     summary = {}
     for s in names:

@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--share", default="0/1", help="R/N: the questions process R of N scores")
+    ap.add_argument("--data", help="score these questions (a source, e.g. medmcqa-dev) instead of the recipe's "
+                                   "held-out ones")
+    ap.add_argument("--limit", type=int, help="the first N questions")
     args = ap.parse_args()
 
     import torch
@@ -57,7 +60,13 @@ def main() -> None:
     from medtune.train.trainset import load_questions
 
     recipe = load_recipe(args.recipe, [])
-    items = load_questions(recipe).evals
+    if args.data:
+        from medtune.data import load_benchmark
+
+        items = load_benchmark(args.data)[0]
+    else:
+        items = load_questions(recipe).evals
+    items = items[: args.limit] if args.limit else items
     ref = resolve_model(recipe.model.name)
     tok = load_tokenizer(ref, False)
     model = load_causal_lm(ref, select_backend("cpu"), None, False).eval()
@@ -96,7 +105,7 @@ def main() -> None:
            "command": "python benchmarks/eval_passes.py " + " ".join(sys.argv[1:]),
            "commit": git_commit(), "versions": package_versions(),
            "device": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads},
-           "recipe": args.recipe, "share": args.share, "questions": len(reqs), "batch_size": args.batch_size,
+           "recipe": args.recipe, "data": args.data or "the recipe's held-out questions", "share": args.share, "questions": len(reqs), "batch_size": args.batch_size,
            "shared_prefix_tokens": skip, "summary": summary, "runs": runs}
     Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.out}")

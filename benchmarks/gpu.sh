@@ -61,6 +61,7 @@ PYEOF
   DATA=(data.train=[medmcqa-dev] data.eval=[] data.max_rows=200 data.eval_size=16 train.precision=fp32
         data.max_length=96 train.batch_size=2 train.grad_accum=1)   # the 151,936-token head dominates here
   TRAIN=(--steps 2 --warmup 1); EVAL_N=(--limit 16); PAR=(--shape "$TINY" --layers 0 --limit 16)
+  LMEVAL=(--tasks medmcqa --limit 4)   # one task, four questions: the step runs, not the figure
   PLAN=(--device cpu --shape tiny --batches 2 --seq-len 64); BIGBATCH=(4); EVAL_BIG=16
 else
   DEV=cuda; BUDGET=${MEDTUNE_GPU_BUDGET:-480}
@@ -70,6 +71,7 @@ else
   SHAPE=("--shape" "qwen3-1.7b" "--tokenizer" "qwen2.5")
   DATA=(data.train=[medmcqa-dev] data.eval=[] data.max_rows=null data.eval_size=100)
   TRAIN=(--steps 20 --warmup 5); EVAL_N=(); PAR=(--shape qwen3-1.7b --layers 4 --limit 200)
+  LMEVAL=()
   PLAN=(--device cuda --shape qwen3-1.7b --batches 8 --seq-len 512); BIGBATCH=(16 32 64); EVAL_BIG=128
 fi
 RECIPE=qwen3-1.7b-medmcqa-lora
@@ -133,7 +135,7 @@ for g in "${groups[@]}"; do
       --device $DEV --out "$OUT/gpu3-train-fp8.json"; fi
     if ! has lm_eval; then skip 3 vs-lm-eval "lm-evaluation-harness (lm_eval) is not installed"
     elif [ ! -d ../shared/data ]; then skip 3 vs-lm-eval "benchmarks/vs_lm_eval.py reads ../shared/data, absent here"
-    else step 3 vs-lm-eval "$PY" benchmarks/vs_lm_eval.py "$OUT/gpu3-vs-lm-eval.json" --device $DEV; fi
+    else step 3 vs-lm-eval "$PY" benchmarks/vs_lm_eval.py "$OUT/gpu3-vs-lm-eval.json" "${LMEVAL[@]}" --device $DEV; fi
     for pkg in flash_attn vllm; do has $pkg || skip 3 "$pkg" "$pkg is not installed; no step uses it without it"; done
     # DeepSpeed ZeRO-2/3 through the shipped accelerate configs (untested elsewhere: docs/multinode.md)
     NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)

@@ -4,6 +4,7 @@ optional packages as skipped with a reason, and never call pip."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -37,9 +38,12 @@ def test_smoke_run_on_the_cpu(tmp_path):
                           cwd=str(tmp_path), timeout=1800)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert not calls.exists(), calls.read_text()
+    # the lm-eval comparison runs where lm_eval is installed and ../shared/data lies beside the checkout
+    lm_eval_here = importlib.util.find_spec("lm_eval") is not None and (ROOT.parent / "shared" / "data").is_dir()
     for g, files in {1: {"doctor", "train-vs-hackathon", "plan-vs-measured", "eval-medmcqa-dev", "parity",
                          "summary"},
-                     2: {"train-bs4", "eval-bs16", "summary"}, 3: {"summary"}}.items():
+                     2: {"train-bs4", "eval-bs16", "summary"},
+                     3: {"summary"} | ({"vs-lm-eval"} if lm_eval_here else set())}.items():
         written = sorted(out.glob(f"gpu{g}-*"))
         assert len(written) <= 8, written
         assert {p.name.split("-", 1)[1].rsplit(".", 1)[0] for p in written} == files | {"log"}
@@ -55,4 +59,10 @@ def test_smoke_run_on_the_cpu(tmp_path):
     assert g1["parity"]["float32"]["met"] and g1["parity"]["what"].startswith("no GPU here")
     skipped = {s["name"]: s["note"] for s in json.loads((out / "gpu3-summary.json").read_text())["steps"]}
     assert skipped["train-fp8"] == "fp8 training needs an FP8 GPU (sm_89+, gfx942/gfx950)"
+    if lm_eval_here:
+        vs = json.loads((out / "gpu3-vs-lm-eval.json").read_text())
+        assert list(vs["tasks"]) == ["medmcqa"] and vs["tasks"]["medmcqa"]["n"] == 4, vs["tasks"]
+        assert vs["identical_predictions"] == 4 and vs["identical_prompts"] == 4, vs
+    else:
+        assert "vs-lm-eval" in skipped
     assert "medtune gpu.sh: groups 1 2 3 took" in proc.stdout
