@@ -33,32 +33,16 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_rate(device: str, dtype: Any, n: int | None = None, repeats: int = 10) -> float:
-    """The device's peak matmul rate in FLOP/s for this dtype, measured: the best of several large square
-    products (4096 and 8192 on a GPU, where an 8192^3 bf16 product reaches the sustained rate; 1024 and 2048
-    on a CPU), three trials each. Measured once per process and (device, dtype)."""
-    import torch
-
+def matmul_rate(device: str, dtype: Any, n: int | None = None, repeats: int = 3) -> float:
+    """The device's peak matmul rate in FLOP/s for this dtype: `bench.peak.matmul_rate` (4096 and 8192 on a
+    GPU, where an 8192^3 bf16 product reaches the sustained rate; 1024 and 2048 on a CPU; best of `repeats`
+    timings a size), measured once per process and (device, dtype, n)."""
     key = (device, str(dtype), n)
-    if key in _RATES:
-        return _RATES[key]
-    sizes = (n,) if n else (4096, 8192) if device.startswith("cuda") else (1024, 2048)
-    best = 0.0
-    for size in sizes:
-        a = torch.randn(size, size, device=device, dtype=dtype)
-        b = torch.randn(size, size, device=device, dtype=dtype)
-        for _ in range(2):
-            a @ b
-        for _ in range(3):
-            sync(device)
-            t0 = time.perf_counter()
-            for _ in range(repeats):
-                a @ b
-            sync(device)
-            best = max(best, 2 * size ** 3 * repeats / (time.perf_counter() - t0))
-        del a, b
-    _RATES[key] = best
-    return best
+    if key not in _RATES:
+        from medtune.bench.peak import matmul_rate as measure  # peak imports sync from here
+
+        _RATES[key] = measure(device, dtype, (n,) if n else None, trials=repeats)["flops_per_s"]
+    return _RATES[key]
 
 
 def fp8_matmul_rate(device: str, n: int = 8192, repeats: int = 10) -> float | None:
