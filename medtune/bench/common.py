@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from medtune.bench import peak
+from medtune.bench.peak import sync  # re-exported: bench's runs time with it
 from medtune.errors import MedtuneError
 from medtune.eval.runtime import load_runtime
 
@@ -25,23 +27,13 @@ TIE_TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 _RATES: dict = {}
 
 
-def sync(device: str) -> None:
-    """Wait for the device's queued work (a no-op on the CPU)."""
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def matmul_rate(device: str, dtype: Any, n: int | None = None, repeats: int = 3) -> float:
     """The device's peak matmul rate in FLOP/s for this dtype: `bench.peak.matmul_rate` (4096 and 8192 on a
     GPU, where an 8192^3 bf16 product reaches the sustained rate; 1024 and 2048 on a CPU; best of `repeats`
     timings a size), measured once per process and (device, dtype, n)."""
     key = (device, str(dtype), n)
     if key not in _RATES:
-        from medtune.bench.peak import matmul_rate as measure  # peak imports sync from here
-
-        _RATES[key] = measure(device, dtype, (n,) if n else None, trials=repeats)["flops_per_s"]
+        _RATES[key] = peak.matmul_rate(device, dtype, (n,) if n else None, trials=repeats)["flops_per_s"]
     return _RATES[key]
 
 

@@ -26,7 +26,7 @@ TARGETS = {"float32": 1.0, "bfloat16": 0.99}
 
 
 def _score(model: Any, reqs: list, tok: Any, device: str, batch_size: int, reuse: bool) -> tuple[list, float]:
-    from medtune.bench.common import sync
+    from medtune.bench.peak import sync
     from medtune.eval.scoring import score_requests
 
     sync(device)

@@ -22,6 +22,14 @@ from typing import Any
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+def sync(device: str) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def cpu_flags() -> set[str]:
     """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
     try:
@@ -42,8 +50,6 @@ def matmul_rate(device: str, dtype: Any, sizes: tuple[int, ...] | None = None, t
     """FLOP/s of square products on this device in this dtype, measured now (never cached): the best of
     `trials` timings of each size, each timing at least `seconds` long."""
     import torch
-
-    from medtune.bench.common import sync
 
     sizes = sizes or ((4096, 8192) if device.startswith("cuda") else (1024, 2048))
     by_size = {}
